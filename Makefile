@@ -1,0 +1,44 @@
+# Image to Mesh: make demo | make test | make bench | make build
+# BLENDER picks the Blender line to develop and test against: 5.3 (default), 5.2 or 4.5.
+BLENDER ?= 5.3
+PYVER_5.3 := 3.13
+PYVER_5.2 := 3.13
+PYVER_4.5 := 3.11
+VENV := $(if $(filter 5.3,$(BLENDER)),.venv,.venv-$(BLENDER))
+PY := $(VENV)/bin/python
+NODE_DIR := .cache/node
+GLTF_VALIDATOR := $(NODE_DIR)/node_modules/gltf-validator/package.json
+
+.PHONY: setup demo test bench build clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/blender-$(BLENDER).txt requirements/common.txt
+	rm -rf $(VENV)
+	"$$(scripts/find_python.sh $(PYVER_$(BLENDER)))" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# One pip command, so pip never moves the numpy that bpy pins.
+	$(PY) -m pip install --quiet -r requirements/blender-$(BLENDER).txt
+	touch $@
+
+samples/motorcycle.png: scripts/middlebury_sample.py $(VENV)/.installed
+	$(PY) scripts/middlebury_sample.py samples
+
+$(GLTF_VALIDATOR):
+	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) gltf-validator@2.0.0-dev.3.10
+
+demo: $(VENV)/.installed samples/motorcycle.png
+	$(PY) cli.py samples/motorcycle.png --depth-map samples/motorcycle_depth.exr --focal-px 994.978 \
+		-o out/motorcycle.glb -o out/motorcycle.blend
+
+test: $(VENV)/.installed $(GLTF_VALIDATOR)
+	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q
+
+bench: $(VENV)/.installed
+	$(PY) scripts/bench_mesh.py
+
+build: $(VENV)/.installed
+	$(PY) scripts/build_extension.py dist
+
+clean:
+	rm -rf .venv .venv-* .cache dist out samples

@@ -1,0 +1,203 @@
+"""Image to Mesh, headless.
+
+    python cli.py PHOTO [PHOTO ...] -o OUT [options]                  (a Python with the bpy module)
+    blender -b --python cli.py -- PHOTO [PHOTO ...] -o OUT [options]  (inside Blender)
+
+OUT is a file (.glb .gltf .obj .fbx .usdc .usda .usd .ply .stl .blend) for one photo, or a folder (one file per
+photo and --format). -o may be repeated. Exit status: 0 done, 2 bad usage or bad input (one sentence on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+PACKAGE = "image_to_mesh"
+
+
+def load_package():
+    """Import the extension this file belongs to, whatever its folder is called (a checkout, an install)."""
+    root = Path(__file__).resolve().parent
+    module = sys.modules.get(PACKAGE)
+    if module is not None and Path(module.__file__).resolve().parent == root:
+        return module
+    spec = importlib.util.spec_from_file_location(PACKAGE, root / "__init__.py", submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one sentence, not argparse's usage block
+        self.exit(2, f"image_to_mesh: {message} (see --help).\n")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = _Parser(prog="cli.py", description="Turn photos and their depth maps into textured, camera-aligned meshes.")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files (JPEG, PNG, TIFF, WebP, ...)")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+                   help="output file for one photo, or a folder; repeat for several files")
+    p.add_argument("--format", default="glb",
+                   help="comma-separated formats written into a folder OUT (default: glb), e.g. glb,blend")
+    p.add_argument("--depth-map", action="append", metavar="PATH",
+                   help="the photo's depth map; repeat once per photo, or give a folder holding <photo name>.* "
+                        "or <photo name>_depth.*")
+    p.add_argument("--depth-kind", default="metric", help="metric | relative-depth | relative-disparity")
+    p.add_argument("--depth-scale", type=float, default=1.0, help="multiplies the depth (0.001 for millimetres)")
+    p.add_argument("--near", type=float, default=1.0, help="nearest depth in metres, relative kinds")
+    p.add_argument("--far", type=float, default=5.0, help="farthest depth in metres, relative kinds")
+    camera = p.add_mutually_exclusive_group()
+    camera.add_argument("--fov", type=float, help="horizontal field of view, degrees (default: EXIF, else 55 on the long side)")
+    camera.add_argument("--focal-px", type=float, help="focal length in the photo's pixels")
+    p.add_argument("--resolution", type=int, default=512, help="vertices along the long side (default 512)")
+    p.add_argument("--edge-threshold", type=float, default=87.0,
+                   help="cut faces more oblique to the view than this many degrees (default 87; 90 keeps all)")
+    p.add_argument("--mask", default="none", help="none | alpha (keep only where the photo is opaque)")
+    p.add_argument("--texture-size", type=int, default=4096, help="long side of the texture in pixels")
+    p.add_argument("--json", action="store_true", help="print one JSON object describing the run on stdout")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    load_package()
+    from image_to_mesh.inference.errors import InputError
+    from image_to_mesh.inference.pipeline import MeshSettings
+
+    settings = MeshSettings(
+        depth_kind=args.depth_kind, depth_scale=args.depth_scale, near=args.near, far=args.far,
+        fov_deg=args.fov, focal_px=args.focal_px, resolution=args.resolution,
+        edge_threshold=args.edge_threshold, mask=args.mask, texture_size=args.texture_size,
+    )
+    try:
+        settings.check()
+        jobs = _plan(args)
+    except InputError as err:
+        return _fail(str(err))
+
+    results, failures = [], []
+    with _stdout_to_stderr(args.json):
+        from image_to_mesh.operators.convert import convert_file
+
+        for photo, depth_map, outputs in jobs:
+            try:
+                result = convert_file(photo, depth_map, outputs, settings)
+            except InputError as err:
+                failures.append({"photo": str(photo), "error": str(err)})
+                _fail(str(err))
+                continue
+            results.append(result)
+            if not args.json:
+                _print_result(result)
+    if args.json:
+        print(json.dumps(_summary(jobs, results, failures), indent=2))
+    return 2 if failures else 0
+
+
+def _plan(args) -> list[tuple[Path, Path, list[Path]]]:
+    """(photo, depth map, output files) for every photo, or InputError before anything is written."""
+    from image_to_mesh.inference.depth_map import DEPTH_MAP_SUFFIXES
+    from image_to_mesh.inference.errors import InputError
+    from image_to_mesh.operators.export import EXPORT_SUFFIXES
+
+    photos = [Path(p) for p in args.photos]
+    formats = ["." + f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
+    for fmt in formats:
+        if fmt not in EXPORT_SUFFIXES:
+            raise InputError(f"Unknown format '{fmt[1:]}': use one of {' '.join(s[1:] for s in EXPORT_SUFFIXES)}.")
+    stems = [p.stem for p in photos]
+    if len(set(stems)) < len(stems):
+        raise InputError("Two photos have the same name, so their outputs would overwrite each other.")
+
+    outputs = [[] for _ in photos]
+    for out in map(Path, args.output):
+        if out.suffix.lower() in EXPORT_SUFFIXES and not out.is_dir():
+            if len(photos) > 1:
+                raise InputError(f"Several photos need a folder for -o, not the file '{out}'.")
+            outputs[0].append(out)
+        elif out.suffix and not out.is_dir() and len(photos) == 1:
+            raise InputError(f"Cannot write '{out.name}': the output must end in one of {' '.join(EXPORT_SUFFIXES)}.")
+        else:
+            for i, photo in enumerate(photos):
+                outputs[i] += [out / f"{photo.stem}{fmt}" for fmt in formats]
+
+    maps = [Path(p) for p in args.depth_map or []]
+    if not maps:
+        raise InputError("No depth source: give the photo's depth map with --depth-map.")
+    if len(maps) == 1 and maps[0].is_dir():
+        return [(photo, _find_depth_map(maps[0], photo, DEPTH_MAP_SUFFIXES), out) for photo, out in zip(photos, outputs)]
+    if len(maps) != len(photos):
+        raise InputError(f"{len(photos)} photos but {len(maps)} depth maps: give one --depth-map per photo, or a folder.")
+    return list(zip(photos, maps, outputs))
+
+
+def _find_depth_map(folder: Path, photo: Path, suffixes) -> Path:
+    from image_to_mesh.inference.errors import InputError
+
+    for stem in (f"{photo.stem}_depth", f"{photo.stem}-depth", photo.stem):
+        for suffix in suffixes:
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.is_file() and candidate.resolve() != photo.resolve():
+                return candidate
+    raise InputError(f"No depth map for '{photo.name}' in '{folder}' (looked for {photo.stem}_depth.* and {photo.stem}.*).")
+
+
+@contextmanager
+def _stdout_to_stderr(active: bool):
+    """Keep stdout for the JSON alone: Blender and its exporters print progress there, at C level too."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _print_result(result: dict) -> None:
+    outputs = ", ".join(result["outputs"])
+    print(
+        f"{result['inputs']['photo']} -> {outputs} ({result['vertices']:,} vertices, {result['faces']:,} faces, "
+        f"{result['timings']['total']:.2f} s)"
+    )
+    for notice in result["notices"]:
+        print(f"  note: {notice}")
+
+
+def _summary(jobs, results: list[dict], failures: list[dict]) -> dict:
+    return {
+        "inputs": [{"photo": str(photo), "depth_map": str(depth)} for photo, depth, _ in jobs],
+        "method": "depth-map",
+        "vertices": sum(r["vertices"] for r in results),
+        "faces": sum(r["faces"] for r in results),
+        "outputs": [o for r in results for o in r["outputs"]],
+        "timings": {"total": sum(r["timings"]["total"] for r in results)},
+        "results": results,
+        "failed": failures,
+    }
+
+
+def _fail(message: str) -> int:
+    print(f"image_to_mesh: {message}", file=sys.stderr)
+    return 2
+
+
+def _argv() -> list[str]:
+    # Inside Blender (blender -b --python cli.py -- ...) the script's own arguments follow "--".
+    return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+
+
+if __name__ == "__main__":
+    sys.exit(main(_argv()))

@@ -1,0 +1,52 @@
+"""The photo's pinhole camera: focal length from the user, from EXIF, or a documented default."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# When neither the user nor the photo's EXIF says how wide the lens was: 55 degrees across the long side,
+# between a phone's main camera (about 67) and a 50 mm lens on full frame (about 40).
+DEFAULT_LONG_SIDE_FOV_DEG = 55.0
+# The diagonal of a 36 x 24 mm frame: 35 mm-equivalent focal lengths are defined against it.
+_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Square pixels, principal point at the image centre; focal length in pixels of a width x height image."""
+
+    width: int
+    height: int
+    focal_px: float
+
+    @property
+    def fov_x_deg(self) -> float:
+        return math.degrees(2.0 * math.atan(self.width / (2.0 * self.focal_px)))
+
+
+def photo_intrinsics(
+    size: tuple[int, int],
+    fov_deg: float | None = None,
+    focal_px: float | None = None,
+    focal_35mm: float | None = None,
+) -> tuple[Intrinsics, str]:
+    """The camera of a photo of `size` (width, height) and a sentence saying where its focal length came from.
+
+    fov_deg is the horizontal field of view; focal_px is in the photo's own pixels. The user's value wins,
+    then the EXIF 35 mm-equivalent focal length, then DEFAULT_LONG_SIDE_FOV_DEG.
+    """
+    w, h = size
+    if focal_px is not None:
+        return Intrinsics(w, h, float(focal_px)), f"focal length {focal_px:g} px (given)"
+    if fov_deg is not None:
+        f = w / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+        return Intrinsics(w, h, f), f"horizontal field of view {fov_deg:g} deg (given)"
+    if focal_35mm:
+        f = focal_35mm * math.hypot(w, h) / _FULL_FRAME_DIAGONAL_MM
+        return Intrinsics(w, h, f), f"focal length {focal_35mm:g} mm (35 mm equivalent, from the photo's EXIF)"
+    f = max(w, h) / (2.0 * math.tan(math.radians(DEFAULT_LONG_SIDE_FOV_DEG) / 2.0))
+    return Intrinsics(w, h, f), (
+        f"field of view unknown: assumed {DEFAULT_LONG_SIDE_FOV_DEG:g} deg across the long side "
+        "(set --fov or --focal-px for a true shape)"
+    )

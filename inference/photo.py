@@ -1,0 +1,103 @@
+"""Loading the photo: orientation, colour, alpha, and a size bounded by what the mesh and texture need."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+# EXIF tags: 0x8769 is the Exif sub-IFD, 0xA405 its FocalLengthIn35mmFilm.
+_EXIF_IFD = 0x8769
+_FOCAL_35MM = 0xA405
+
+
+@dataclass
+class Photo:
+    """A photo as the pipeline uses it: upright 8-bit RGB, optional alpha, and its original upright size."""
+
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8, possibly downscaled from the original
+    alpha: np.ndarray | None  # (H, W) uint8, or None when the photo has no alpha channel
+    source_size: tuple[int, int]  # (width, height) of the original photo, upright
+    focal_35mm: float | None = None  # the camera's 35 mm-equivalent focal length from EXIF, if recorded
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def load_photo(path: str | Path, max_side: int = 4096) -> Photo:
+    """Read a photo file, apply its EXIF orientation and downscale it so its long side is at most max_side.
+
+    JPEGs are decoded directly at a reduced scale, so a 50-megapixel photo never sits in memory at full size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"The photo '{path}' does not exist.")
+    if path.stat().st_size == 0:
+        raise InputError(f"The photo '{path}' is an empty file.")
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            full_size = im.size
+            im.draft("RGB", (max_side, max_side))
+            im.load()
+            photo = _photo_from_pil(im, path.stem, max_side)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"The photo '{path}' is not a readable image ({_reason(err)}).") from None
+    photo.source_size = _upright(full_size, exif.get(0x0112, 1))
+    focal = exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
+    photo.focal_35mm = float(focal) if focal else None
+    return photo
+
+
+def photo_from_pixels(name: str, rgba: np.ndarray) -> Photo:
+    """A photo from float RGBA pixels in [0, 1], rows bottom-up (Blender's Image.pixels layout)."""
+    pixels = np.clip(np.flipud(rgba) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    alpha = pixels[..., 3] if rgba.shape[2] == 4 and (pixels[..., 3] < 255).any() else None
+    h, w = pixels.shape[:2]
+    return Photo(name, np.ascontiguousarray(pixels[..., :3]), alpha, (w, h))
+
+
+def encode_texture(photo: Photo) -> tuple[bytes, str]:
+    """The photo as image-file bytes for the mesh texture: JPEG, or PNG when it has an alpha channel."""
+    buf = io.BytesIO()
+    if photo.alpha is None:
+        Image.fromarray(photo.rgb).save(buf, "JPEG", quality=95, subsampling=0)
+        return buf.getvalue(), ".jpg"
+    Image.fromarray(np.dstack([photo.rgb, photo.alpha])).save(buf, "PNG", compress_level=1)
+    return buf.getvalue(), ".png"
+
+
+def _photo_from_pil(im: Image.Image, name: str, max_side: int) -> Photo:
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # High bit-depth greyscale: PIL's own conversion clips, so rescale to 8 bits here.
+        grey = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if grey.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(grey * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    im = im.convert("RGBA" if has_alpha else "RGB")
+    if max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    pixels = np.asarray(im)
+    alpha = np.ascontiguousarray(pixels[..., 3]) if has_alpha else None
+    return Photo(name, np.ascontiguousarray(pixels[..., :3]), alpha, im.size)
+
+
+def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    # EXIF orientations 5-8 turn the picture by 90 degrees.
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image format this tool knows"
+    if isinstance(err, Image.DecompressionBombError):
+        return "too many pixels"
+    return "the file is damaged or truncated"

@@ -1,0 +1,65 @@
+"""MeshRecord -> a textured mesh object and its camera in a scene.
+
+World placement, as an artist expects from Front view (Numpad 1): Z up, the photo's horizontal along world X
+and its vertical along world Z, the camera in front of the mesh (towards -Y) looking along +Y, level, and the
+mesh's bounding box centred on the world origin. The camera is parented to the mesh, so moving, rotating or
+scaling the mesh moves the camera with it and the alignment holds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+
+from ..inference.mesh_record import MeshRecord
+from ..inference.photo import encode_texture
+from .build_camera import build_camera, match_render_size, show_photo_behind
+from .build_material import build_photo_image, build_photo_material
+from .build_mesh import build_mesh
+
+# Camera frame (x right, y up, looking down -z) -> world: x -> X, y -> Z, z -> -Y.
+CAMERA_TO_WORLD = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)
+# The camera object's rotation that turns its local frame into the world frame above.
+CAMERA_ROTATION = (math.pi / 2, 0.0, 0.0)
+
+
+def build_objects(
+    record: MeshRecord, collection: bpy.types.Collection, scene: bpy.types.Scene
+) -> tuple[bpy.types.Object, bpy.types.Object, bpy.types.Image]:
+    """Link the mesh object and its camera into `collection` and return them with the texture image.
+
+    The camera becomes the scene's camera only when the scene has none (the render size then becomes the
+    photo's), so an existing shot is never changed.
+    """
+    world = record.vertices @ CAMERA_TO_WORLD.T
+    centre = (world.min(axis=0) + world.max(axis=0)) / 2
+    world -= centre
+
+    mesh = build_mesh(record.name, world, record.quads, record.triangles, record.uvs, record.vertex_colors)
+    image = build_photo_image(record.name, *encode_texture(record.photo))
+    mesh.materials.append(build_photo_material(record.name, image))
+    mesh_object = bpy.data.objects.new(record.name, mesh)
+    collection.objects.link(mesh_object)
+
+    cam = record.camera
+    farthest = float(-record.vertices[:, 2].min())
+    camera_object = build_camera(f"{record.name} camera", cam.width, cam.height, cam.focal_px, max(100.0, 2 * farthest))
+    camera_object.location = -centre
+    camera_object.rotation_euler = CAMERA_ROTATION
+    camera_object.parent = mesh_object
+    collection.objects.link(camera_object)
+    show_photo_behind(camera_object, image)
+    if scene.camera is None:
+        scene.camera = camera_object
+        match_render_size(scene, cam.width, cam.height)
+    return mesh_object, camera_object, image
+
+
+def select_only(view_layer: bpy.types.ViewLayer, objects: list[bpy.types.Object]) -> None:
+    """Select exactly `objects` and make the first one active."""
+    view_layer.update()  # objects linked a moment ago have no selectable base until the layer syncs
+    for obj in view_layer.objects:
+        obj.select_set(obj in objects)
+    view_layer.objects.active = objects[0]

@@ -1,0 +1,42 @@
+"""One photo file -> objects in an empty scene -> output files: the CLI's unit of work."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import bpy
+
+from ..inference.pipeline import MeshSettings, image_to_mesh
+from .build_objects import build_objects
+from .export import export_objects
+
+
+def convert_file(photo: Path, depth_map: Path, outputs: list[Path], settings: MeshSettings) -> dict:
+    """Mesh `photo` with `depth_map`, write every output, and describe the run (the CLI's JSON per photo)."""
+    start = time.perf_counter()
+    record = image_to_mesh(photo, depth_map, settings)
+
+    built = time.perf_counter()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    mesh_object, camera_object, image = build_objects(record, scene.collection, scene)
+    timings = dict(record.report["timings"], build=time.perf_counter() - built)
+
+    exported = time.perf_counter()
+    written = []
+    for out in outputs:
+        written += [f for f in export_objects([mesh_object, camera_object], out, image) if f not in written]
+    timings["export"] = time.perf_counter() - exported
+    timings["total"] = time.perf_counter() - start
+    return {
+        "inputs": {"photo": str(photo), "depth_map": str(depth_map)},
+        "method": record.report["method"],
+        "object": mesh_object.name,
+        "vertices": len(record.vertices),
+        "faces": record.face_count,
+        "camera": record.report["camera"],
+        "notices": record.report["notices"],
+        "timings": timings,
+        "outputs": [str(f) for f in written],
+    }

@@ -1,0 +1,87 @@
+"""The "Image to Mesh" operator: gather settings, run the pipeline, build the objects, report."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from bpy.props import StringProperty
+
+from ..inference.errors import InputError
+from ..inference.photo import Photo, load_photo, photo_from_pixels
+from ..inference.pipeline import image_to_mesh
+from .build_objects import build_objects, select_only
+from .settings import mesh_properties, to_mesh_settings
+
+
+class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
+    """Turn the photo and its depth into a textured mesh with a camera that lines it up with the photo"""
+
+    bl_idname = "image_to_mesh.generate"
+    bl_label = "Image to Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+
+    __annotations__ = {
+        "photo_path": StringProperty(name="Photo", subtype="FILE_PATH"),
+        "image_name": StringProperty(name="Image", description="An image datablock to use instead of a file"),
+        **mesh_properties(),
+    }
+
+    @classmethod
+    def poll(cls, context):
+        return context.mode == "OBJECT"
+
+    def invoke(self, context, event):
+        """Take the sidebar's settings; a redo (Adjust Last Operation) then calls execute with edited ones."""
+        settings = context.scene.image_to_mesh
+        for name in mesh_properties():
+            setattr(self, name, getattr(settings, name))
+        use_image = settings.photo_source == "IMAGE"
+        self.photo_path = "" if use_image else settings.photo_path
+        self.image_name = settings.image.name if use_image and settings.image else ""
+        return self.execute(context)
+
+    def execute(self, context):
+        try:
+            photo = self._photo()
+            if not self.depth_path:
+                raise InputError("Choose a depth map for the photo (Depth Map in the Image to Mesh sidebar).")
+            record = image_to_mesh(photo, bpy.path.abspath(self.depth_path), to_mesh_settings(self))
+        except InputError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+
+        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene)
+        select_only(context.view_layer, [mesh_object])
+
+        camera = record.report["camera"]
+        self.report(
+            {"INFO"},
+            f"{record.name}: {len(record.vertices):,} vertices, {record.face_count:,} faces; "
+            f"camera {camera['fov_x_deg']:.1f} deg wide ({camera['source']}).",
+        )
+        for notice in record.report["notices"]:
+            self.report({"WARNING"}, notice)
+        return {"FINISHED"}
+
+    def _photo(self) -> Photo:
+        if self.image_name:
+            image = bpy.data.images.get(self.image_name)
+            if image is None:
+                raise InputError(f"There is no image called '{self.image_name}' in this file.")
+            return _image_photo(image)
+        if not self.photo_path:
+            raise InputError("Choose a photo first (Photo in the Image to Mesh sidebar).")
+        return load_photo(bpy.path.abspath(self.photo_path))
+
+
+def _image_photo(image: bpy.types.Image) -> Photo:
+    """A photo from an Image datablock: read from its file when it has one (keeps EXIF), else its pixels."""
+    path = bpy.path.abspath(image.filepath) if image.filepath else ""
+    if image.source == "FILE" and image.packed_file is None and path:
+        return load_photo(path)
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise InputError(f"The image '{image.name}' has no pixels (is its file missing?).")
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    return photo_from_pixels(image.name, pixels.reshape(height, width, 4))

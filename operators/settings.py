@@ -1,0 +1,75 @@
+"""The settings a user picks: declared once, shared by the scene's panel settings and the operator."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from ..inference.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION
+from ..inference.pipeline import MeshSettings
+
+DEPTH_KIND_ITEMS = [
+    ("metric", "Metric", "Depth in metres along the camera axis (times Depth Scale)"),
+    ("relative-depth", "Relative Depth", "Depth up to an unknown scale and shift; mapped onto Near..Far"),
+    ("relative-disparity", "Relative Disparity", "Inverse depth as MiDaS / Depth Anything output it; mapped onto Near..Far"),
+]
+
+
+def mesh_properties() -> dict:
+    """Fresh property declarations (one set per class) for everything that shapes the mesh."""
+    return {
+        "depth_source": EnumProperty(
+            name="Depth Source",
+            items=[("DEPTH_MAP", "Depth Map File", "A depth map you already have: EXR, PNG, TIFF, PFM or .npy")],
+        ),
+        "depth_path": StringProperty(name="Depth Map", subtype="FILE_PATH", description="The photo's depth map"),
+        "depth_kind": EnumProperty(name="Depth Kind", items=DEPTH_KIND_ITEMS, default="metric"),
+        "depth_scale": FloatProperty(
+            name="Depth Scale", default=1.0, min=1e-6, soft_max=1000.0, precision=4,
+            description="Multiplies the depth, e.g. 0.001 for a depth map in millimetres",
+        ),
+        "near": FloatProperty(name="Near", default=1.0, min=1e-3, unit="LENGTH", description="Nearest depth, relative kinds"),
+        "far": FloatProperty(name="Far", default=5.0, min=1e-3, unit="LENGTH", description="Farthest depth, relative kinds"),
+        "fov": FloatProperty(
+            name="Field of View", default=0.0, min=0.0, max=179.0, precision=1,
+            description="Horizontal field of view in degrees; 0 = from the photo's EXIF, else 55 degrees across the long side",
+        ),
+        "resolution": IntProperty(
+            name="Resolution", default=DEFAULT_RESOLUTION, min=2, soft_max=4096, max=16384,
+            description="Vertices along the photo's long side (capped at one per pixel)",
+        ),
+        "edge_threshold": FloatProperty(
+            name="Edge Threshold", default=DEFAULT_EDGE_THRESHOLD_DEG, min=1.0, max=90.0, precision=1,
+            description="Faces more oblique to the view than this (degrees) are depth jumps and are cut; 90 keeps all",
+        ),
+        "mask": EnumProperty(
+            name="Mask",
+            items=[("none", "None", "Keep the whole photo"), ("alpha", "Alpha", "Keep only where the photo is opaque")],
+        ),
+    }
+
+
+class ImageToMeshSettings(bpy.types.PropertyGroup):
+    __annotations__ = {
+        "photo_source": EnumProperty(
+            name="Photo Source",
+            items=[("FILE", "File", "A photo file on disk"), ("IMAGE", "Image", "An image already in this .blend")],
+        ),
+        "photo_path": StringProperty(name="Photo", subtype="FILE_PATH", description="The photo to turn into a mesh"),
+        "image": PointerProperty(name="Image", type=bpy.types.Image, description="An image already in this .blend"),
+        **mesh_properties(),
+    }
+
+
+def to_mesh_settings(props) -> MeshSettings:
+    """MeshSettings from the operator's (or the scene's) properties."""
+    return MeshSettings(
+        depth_kind=props.depth_kind,
+        depth_scale=props.depth_scale,
+        near=props.near,
+        far=props.far,
+        fov_deg=props.fov or None,
+        resolution=props.resolution,
+        edge_threshold=props.edge_threshold,
+        mask=props.mask,
+    )

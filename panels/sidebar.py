@@ -1,0 +1,41 @@
+"""The "Image to Mesh" tab of the 3D Viewport sidebar. Draws only; the operator does the work."""
+
+import bpy
+
+
+class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Image to Mesh"
+    bl_label = "Image to Mesh"
+
+    def draw(self, context):
+        settings = context.scene.image_to_mesh
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+
+        layout.row().prop(settings, "photo_source", expand=True)
+        if settings.photo_source == "FILE":
+            layout.prop(settings, "photo_path")
+        else:
+            layout.template_ID(settings, "image", open="image.open")
+
+        depth = layout.column(heading="Depth")
+        depth.prop(settings, "depth_source")
+        depth.prop(settings, "depth_path")
+        depth.prop(settings, "depth_kind")
+        if settings.depth_kind == "metric":
+            depth.prop(settings, "depth_scale")
+        else:
+            depth.prop(settings, "near")
+            depth.prop(settings, "far")
+            depth.label(text="Relative depth has no true scale: Near and Far set it.", icon="INFO")
+
+        mesh = layout.column(heading="Mesh")
+        mesh.prop(settings, "fov")
+        mesh.prop(settings, "resolution")
+        mesh.prop(settings, "edge_threshold")
+        mesh.prop(settings, "mask")
+
+        layout.operator("image_to_mesh.generate", icon="MESH_GRID")
