@@ -40,6 +40,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    load_package()
+    from image_to_mesh.inference.pipeline import MeshSettings
+
+    default = MeshSettings()
     p = _Parser(prog="cli.py", description="Turn photos and their depth maps into textured, camera-aligned meshes.")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files (JPEG, PNG, TIFF, WebP, ...)")
     p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
@@ -49,25 +53,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--depth-map", action="append", metavar="PATH",
                    help="the photo's depth map; repeat once per photo, or give a folder holding <photo name>.* "
                         "or <photo name>_depth.*")
-    p.add_argument("--depth-kind", default="metric", help="metric | relative-depth | relative-disparity")
-    p.add_argument("--depth-scale", type=float, default=1.0, help="multiplies the depth (0.001 for millimetres)")
-    p.add_argument("--near", type=float, default=1.0, help="nearest depth in metres, relative kinds")
-    p.add_argument("--far", type=float, default=5.0, help="farthest depth in metres, relative kinds")
+    p.add_argument("--depth-kind", default=default.depth_kind, help="metric | relative-depth | relative-disparity")
+    p.add_argument("--depth-scale", type=float, default=default.depth_scale, help="multiplies the depth (0.001 for millimetres)")
+    p.add_argument("--near", type=float, default=default.near, help="nearest depth in metres, relative kinds")
+    p.add_argument("--far", type=float, default=default.far, help="farthest depth in metres, relative kinds")
     camera = p.add_mutually_exclusive_group()
     camera.add_argument("--fov", type=float, help="horizontal field of view, degrees (default: EXIF, else 55 on the long side)")
     camera.add_argument("--focal-px", type=float, help="focal length in the photo's pixels")
-    p.add_argument("--resolution", type=int, default=512, help="vertices along the long side (default 512)")
-    p.add_argument("--edge-threshold", type=float, default=87.0,
-                   help="cut faces more oblique to the view than this many degrees (default 87; 90 keeps all)")
-    p.add_argument("--mask", default="none", help="none | alpha (keep only where the photo is opaque)")
-    p.add_argument("--texture-size", type=int, default=4096, help="long side of the texture in pixels")
+    p.add_argument("--resolution", type=int, default=default.resolution, help="vertices along the long side (default %(default)s)")
+    p.add_argument("--edge-threshold", type=float, default=default.edge_threshold,
+                   help="cut faces more oblique to the view than this many degrees (default %(default)s; 90 keeps all)")
+    p.add_argument("--mask", default=default.mask, help="none | alpha (keep only where the photo is opaque)")
+    p.add_argument("--texture-size", type=int, default=default.texture_size, help="long side of the texture in pixels")
     p.add_argument("--json", action="store_true", help="print one JSON object describing the run on stdout")
     return p.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    load_package()
     from image_to_mesh.inference.errors import InputError
     from image_to_mesh.inference.pipeline import MeshSettings
 

@@ -48,5 +48,5 @@ def photo_intrinsics(
     f = max(w, h) / (2.0 * math.tan(math.radians(DEFAULT_LONG_SIDE_FOV_DEG) / 2.0))
     return Intrinsics(w, h, f), (
         f"field of view unknown: assumed {DEFAULT_LONG_SIDE_FOV_DEG:g} deg across the long side "
-        "(set --fov or --focal-px for a true shape)"
+        "(give the field of view or focal length for a true shape)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def load_photo(path: str | Path, max_side: int = 4096) -> Photo:
         with Image.open(path) as im:
             exif = im.getexif()
             full_size = im.size
-            im.draft("RGB", (max_side, max_side))
+            # A JPEG decodes at 1/2, 1/4 or 1/8 scale while the result still covers the requested size in
+            # both directions: ask for the photo's own shape, which a (max_side, max_side) box never fits.
+            im.draft("RGB", _fitted(full_size, max_side))
             im.load()
             photo = _photo_from_pil(im, path.stem, max_side)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
@@ -75,19 +78,27 @@ def encode_texture(photo: Photo) -> tuple[bytes, str]:
 
 
 def _photo_from_pil(im: Image.Image, name: str, max_side: int) -> Photo:
-    im = ImageOps.exif_transpose(im)
+    # In place, and no conversion to the mode it already has: each copy of a large photo costs its full size.
+    ImageOps.exif_transpose(im, in_place=True)
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # High bit-depth greyscale: PIL's own conversion clips, so rescale to 8 bits here.
         grey = np.asarray(im, dtype=np.float32)
         top = 65535.0 if grey.max() > 255 else 255.0
         im = Image.fromarray(np.clip(grey * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    im = im.convert("RGBA" if has_alpha else "RGB")
+    if im.mode != ("RGBA" if has_alpha else "RGB"):
+        im = im.convert("RGBA" if has_alpha else "RGB")
     if max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     pixels = np.asarray(im)
     alpha = np.ascontiguousarray(pixels[..., 3]) if has_alpha else None
     return Photo(name, np.ascontiguousarray(pixels[..., :3]), alpha, im.size)
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """`size` scaled down so its long side is at most max_side, rounded up."""
+    scale = min(1.0, max_side / max(size))
+    return math.ceil(size[0] * scale), math.ceil(size[1] * scale)
 
 
 def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:

@@ -30,17 +30,23 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
     def poll(cls, context):
         return context.mode == "OBJECT"
 
-    def invoke(self, context, event):
-        """Take the sidebar's settings; a redo (Adjust Last Operation) then calls execute with edited ones."""
+    def take_sidebar_settings(self, context) -> None:
+        """Fill every property not given explicitly from the sidebar's settings.
+
+        Blender marks properties as set once an operator ran, so a redo (Adjust Last Operation) keeps the
+        values edited there, while a script can pass just the properties it cares about.
+        """
         settings = context.scene.image_to_mesh
         for name in mesh_properties():
-            setattr(self, name, getattr(settings, name))
-        use_image = settings.photo_source == "IMAGE"
-        self.photo_path = "" if use_image else settings.photo_path
-        self.image_name = settings.image.name if use_image and settings.image else ""
-        return self.execute(context)
+            if not self.properties.is_property_set(name):
+                setattr(self, name, getattr(settings, name))
+        if not (self.properties.is_property_set("photo_path") or self.properties.is_property_set("image_name")):
+            use_image = settings.photo_source == "IMAGE"
+            self.photo_path = "" if use_image else settings.photo_path
+            self.image_name = settings.image.name if use_image and settings.image else ""
 
     def execute(self, context):
+        self.take_sidebar_settings(context)
         try:
             photo = self._photo()
             if not self.depth_path:
