@@ -6,14 +6,20 @@ load only inside register(), so `inference` stays usable from plain Python.
 
 
 def register():
-    from . import operators, panels
+    import bpy
 
+    from . import operators, panels, preferences
+
+    bpy.utils.register_class(preferences.ImageToMeshPreferences)
     operators.register()
     panels.register()
 
 
 def unregister():
-    from . import operators, panels
+    import bpy
+
+    from . import operators, panels, preferences
 
     panels.unregister()
     operators.unregister()
+    bpy.utils.unregister_class(preferences.ImageToMeshPreferences)

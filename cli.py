@@ -44,12 +44,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     from image_to_mesh.inference.pipeline import MeshSettings
 
     default = MeshSettings()
-    p = _Parser(prog="cli.py", description="Turn photos and their depth maps into textured, camera-aligned meshes.")
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files (JPEG, PNG, TIFF, WebP, ...)")
-    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+    p = _Parser(prog="cli.py", description="Turn photos into textured, camera-aligned meshes, by a depth model or "
+                                            "a depth map you have.")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="photo files (JPEG, PNG, TIFF, WebP, ...)")
+    p.add_argument("-o", "--output", action="append", metavar="OUT",
                    help="output file for one photo, or a folder; repeat for several files")
     p.add_argument("--format", default="glb",
                    help="comma-separated formats written into a folder OUT (default: glb), e.g. glb,blend")
+    p.add_argument("--method", default=default.method,
+                   help="auto (default: the depth map if given, else a depth model) | depth-map | model")
+    p.add_argument("--model", default=default.model, help="depth model id (default %(default)s; see --list-models)")
+    p.add_argument("--model-file", metavar="PATH", help="local weights for --model's card (no hash check)")
+    p.add_argument("--list-models", action="store_true",
+                   help="list the models: id, size, licence, commercial use, downloaded")
+    p.add_argument("--cache-dir", metavar="DIR", help="models folder (default: the extension's user folder)")
+    p.add_argument("--online", action="store_true",
+                   help="allow model downloads (as Blender's online access, or `blender --online-mode`, does)")
+    p.add_argument("--accept-license", action="store_true",
+                   help="accept the licence of a non-commercial model before downloading it")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | directml | coreml (falls back to the CPU)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (default: ONNX Runtime's choice)")
     p.add_argument("--depth-map", action="append", metavar="PATH",
                    help="the photo's depth map; repeat once per photo, or give a folder holding <photo name>.* "
                         "or <photo name>_depth.*")
@@ -75,11 +89,14 @@ def main(argv: list[str]) -> int:
     from image_to_mesh.inference.pipeline import MeshSettings
 
     settings = MeshSettings(
+        method=args.method, model=args.model, model_file=args.model_file,
         depth_kind=args.depth_kind, depth_scale=args.depth_scale, near=args.near, far=args.far,
         fov_deg=args.fov, focal_px=args.focal_px, resolution=args.resolution,
         edge_threshold=args.edge_threshold, mask=args.mask, texture_size=args.texture_size,
     )
     try:
+        if args.list_models:
+            return _list_models(args)
         settings.check()
         jobs = _plan(args)
     except InputError as err:
@@ -89,9 +106,10 @@ def main(argv: list[str]) -> int:
     with _stdout_to_stderr(args.json):
         from image_to_mesh.operators.convert import convert_file
 
+        models = _model_access(args)
         for photo, depth_map, outputs in jobs:
             try:
-                result = convert_file(photo, depth_map, outputs, settings)
+                result = convert_file(photo, depth_map, outputs, settings, models)
             except InputError as err:
                 failures.append({"photo": str(photo), "error": str(err)})
                 _fail(str(err))
@@ -104,12 +122,43 @@ def main(argv: list[str]) -> int:
     return 2 if failures else 0
 
 
-def _plan(args) -> list[tuple[Path, Path, list[Path]]]:
-    """(photo, depth map, output files) for every photo, or InputError before anything is written."""
+def _model_access(args):
+    """Models for this run: the extension's models folder (or --cache-dir), downloads only when online."""
+    import bpy
+    from image_to_mesh.inference.depth_sources import ModelAccess
+    from image_to_mesh.operators.model_access import model_store
+
+    if args.online:
+        bpy.context.preferences.system.use_online_access = True  # this run only: preferences are not saved
+    store = model_store(Path(args.cache_dir) if args.cache_dir else None, "downloads are off (allow them with --online)")
+    return ModelAccess(store, args.device, args.threads, args.accept_license, progress=_progress_line)
+
+
+def _progress_line(name: str, done: int, total: int) -> None:
+    end = "\n" if total and done >= total else ""
+    print(f"\rDownloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end=end, file=sys.stderr, flush=True)
+
+
+def _list_models(args) -> int:
+    from image_to_mesh.inference.models import model_cards
+
+    store = _model_access(args).store
+    for card in model_cards().values():
+        print(f"{card.id}  {card.size_mb:g} MB  {card.license}  commercial {'yes' if card.commercial else 'no'}  "
+              f"downloaded {'yes' if store.find(card, verify=False) else 'no'}  {card.best_for}")
+    return 0
+
+
+def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
+    """(photo, depth map or None, output files) for every photo, or InputError before anything is written."""
     from image_to_mesh.inference.depth_map import DEPTH_MAP_SUFFIXES
     from image_to_mesh.inference.errors import InputError
     from image_to_mesh.operators.export import EXPORT_SUFFIXES
 
+    if not args.photos:
+        raise InputError("Give at least one photo (or --list-models).")
+    if not args.output:
+        raise InputError("Give an output file or folder with -o.")
     photos = [Path(p) for p in args.photos]
     formats = ["." + f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
     for fmt in formats:
@@ -133,7 +182,7 @@ def _plan(args) -> list[tuple[Path, Path, list[Path]]]:
 
     maps = [Path(p) for p in args.depth_map or []]
     if not maps:
-        raise InputError("No depth source: give the photo's depth map with --depth-map.")
+        return [(photo, None, out) for photo, out in zip(photos, outputs)]
     if len(maps) == 1 and maps[0].is_dir():
         return [(photo, _find_depth_map(maps[0], photo, DEPTH_MAP_SUFFIXES), out) for photo, out in zip(photos, outputs)]
     if len(maps) != len(photos):
@@ -180,9 +229,10 @@ def _print_result(result: dict) -> None:
 
 
 def _summary(jobs, results: list[dict], failures: list[dict]) -> dict:
+    methods = sorted({r["method"] for r in results})
     return {
-        "inputs": [{"photo": str(photo), "depth_map": str(depth)} for photo, depth, _ in jobs],
-        "method": "depth-map",
+        "inputs": [{"photo": str(photo), "depth_map": depth and str(depth)} for photo, depth, _ in jobs],
+        "method": methods[0] if len(methods) == 1 else methods,  # what ran: one method, or each that did
         "vertices": sum(r["vertices"] for r in results),
         "faces": sum(r["faces"] for r in results),
         "outputs": [o for r in results for o in r["outputs"]],

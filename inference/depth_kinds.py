@@ -24,13 +24,7 @@ DEPTH_KINDS = ("metric", "relative-depth", "relative-disparity")
 def to_metric_depth(
     values: np.ndarray, kind: str, scale: float = 1.0, near: float = 1.0, far: float = 5.0
 ) -> np.ndarray:
-    """Depth in metres, float32, NaN where there is no surface."""
-    if kind not in DEPTH_KINDS:
-        raise InputError(f"Unknown depth kind '{kind}': use one of {', '.join(DEPTH_KINDS)}.")
-    if not (0 < near < far):
-        raise InputError(f"Near ({near:g}) and far ({far:g}) must satisfy 0 < near < far.")
-    if not scale > 0:
-        raise InputError(f"The depth scale must be positive, not {scale:g}.")
+    """Depth in metres, float32, NaN where there is no surface (arguments checked by MeshSettings.check)."""
     values = values.astype(np.float32, copy=True)
     valid = np.isfinite(values) & (values > 0)
     if not valid.any():

@@ -30,8 +30,7 @@ def load_depth_map(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         values = _load_npy(path)
     else:
-        # imdecode on the bytes instead of imread: imread cannot open non-ASCII paths on Windows.
-        values = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        values = _decode_image(path)
         if values is None:
             raise InputError(f"The depth map '{path}' is not a readable image (EXR, PNG, TIFF, PFM or .npy).")
         if values.ndim == 3:
@@ -50,6 +49,21 @@ def size_notice(depth: np.ndarray, photo_size: tuple[int, int]) -> str | None:
     if abs(w / h - photo_size[0] / photo_size[1]) > 0.02 * photo_size[0] / photo_size[1]:
         notice += " Their aspect ratios differ, so the depth may not line up with the photo."
     return notice
+
+
+def _decode_image(path: Path) -> np.ndarray | None:
+    """An image file's values as OpenCV decodes them, or None when it cannot.
+
+    imdecode on the bytes instead of imread: imread cannot open non-ASCII paths on Windows. OpenCV logs its
+    decoding failures on stderr, and the user should see one sentence instead: its log is off meanwhile.
+    """
+    previous = cv2.setLogLevel(0)  # 0 = silent
+    try:
+        return cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. an EXR while OpenCV's EXR codec is disabled
+        return None
+    finally:
+        cv2.setLogLevel(previous)
 
 
 def _load_npy(path: Path) -> np.ndarray:

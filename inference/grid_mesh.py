@@ -35,6 +35,9 @@ class GridMesh:
     uvs: np.ndarray  # (N, 2) float32, (0, 0) at the photo's bottom-left
     grid_index: np.ndarray  # (N,) int64, each vertex's row * grid_width + column on the sampling grid
     grid_size: tuple[int, int]  # (grid_width, grid_height)
+    edges: np.ndarray  # (E, 2) int32, every face edge once, as (lower, higher) vertex index
+    quad_edges: np.ndarray  # (Q, 4) int32, quad_edges[q, k] joins quads[q, k] and quads[q, (k + 1) % 4]
+    triangle_edges: np.ndarray  # (T, 3) int32, likewise for triangles
 
 
 def grid_size(image_size: tuple[int, int], resolution: int) -> tuple[int, int]:
@@ -66,7 +69,7 @@ def depth_to_grid_mesh(
     ((j + 0.5) * step_x, (i + 0.5) * step_y), so at full resolution vertices are the pixel centres.
     """
     cols, rows = grid_size((camera.width, camera.height), resolution)
-    z = sample_nearest(depth, (cols, rows)).astype(np.float32)
+    z = sample_nearest(depth, (cols, rows)).astype(np.float32, copy=False)
     if mask is not None:
         z[~sample_nearest(mask, (cols, rows))] = np.nan
 
@@ -74,58 +77,131 @@ def depth_to_grid_mesh(
     x = ((np.arange(cols, dtype=np.float64) + 0.5) * step_x - camera.width / 2) / camera.focal_px
     y = (camera.height / 2 - (np.arange(rows, dtype=np.float64) + 0.5) * step_y) / camera.focal_px
     face_limit = math.sqrt(2.0) * max(step_x, step_y) / camera.focal_px * math.tan(math.radians(edge_threshold_deg))
-    quads, triangles = _grid_faces(np.log(z), face_limit)
+    quad_ok, triangles = _grid_faces(np.log(z), face_limit)
 
-    used = np.zeros(rows * cols, dtype=bool)
-    used[quads.ravel()] = True
-    used[triangles.ravel()] = True
+    # A vertex is kept when a face uses it: a quad in one of its four cells, or a triangle.
+    used = np.zeros((rows, cols), dtype=bool)
+    for corner in _corners(used):
+        corner |= quad_ok
+    used.ravel()[triangles.ravel()] = True
+    remap = np.cumsum(used, dtype=np.int32).reshape(rows, cols)
+    remap -= 1  # grid point -> vertex number, valid where used
+    quads = np.empty((np.count_nonzero(quad_ok), 4), dtype=np.int32)
+    for k, corner in enumerate(_corners(remap)):
+        quads[:, k] = corner[quad_ok]
+
+    # Vertices in row-major grid order; the same float64 arithmetic as per-vertex (x[j] * z, (j + 0.5) / cols).
     grid_index = np.flatnonzero(used)
-    remap = np.cumsum(used, dtype=np.int64) - 1
+    zi = z[used]
+    vertices = np.empty((len(zi), 3), dtype=np.float32)
+    vertices[:, 0] = np.broadcast_to(x, (rows, cols))[used] * zi
+    vertices[:, 1] = np.broadcast_to(y[:, None], (rows, cols))[used] * zi
+    np.negative(zi, out=vertices[:, 2])
+    uvs = np.empty((len(zi), 2), dtype=np.float32)
+    uvs[:, 0] = np.broadcast_to((np.arange(cols) + 0.5) / cols, (rows, cols))[used]
+    uvs[:, 1] = np.broadcast_to(1.0 - (np.arange(rows)[:, None] + 0.5) / rows, (rows, cols))[used]
 
-    zi = z.ravel()[grid_index]
-    vi, vj = np.divmod(grid_index, cols)
-    vertices = np.empty((len(grid_index), 3), dtype=np.float32)
-    vertices[:, 0] = x[vj] * zi
-    vertices[:, 1] = y[vi] * zi
-    vertices[:, 2] = -zi
-    uvs = np.empty((len(grid_index), 2), dtype=np.float32)
-    uvs[:, 0] = (vj + 0.5) / cols
-    uvs[:, 1] = 1.0 - (vi + 0.5) / rows
+    edges, quad_edges, triangle_edges = _grid_edges(quad_ok, triangles, remap)
     return GridMesh(
-        vertices,
-        remap[quads].astype(np.int32),
-        remap[triangles].astype(np.int32),
-        uvs,
-        grid_index,
-        (cols, rows),
+        vertices, quads, remap.ravel()[triangles], uvs, grid_index, (cols, rows), edges, quad_edges, triangle_edges
     )
 
 
+def _corners(grid: np.ndarray) -> list[np.ndarray]:
+    """Views of a (rows, cols) grid at every cell's corners, counter-clockwise seen from the camera:
+    top-left, bottom-left, bottom-right, top-right."""
+    return [grid[:-1, :-1], grid[1:, :-1], grid[1:, 1:], grid[:-1, 1:]]
+
+
 def _grid_faces(log_z: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
-    """Quads, and triangles where a quad fails, as grid vertex indices. NaN log-depth = no vertex."""
+    """The cells that keep their quad (bool, rows - 1 x cols - 1), and the triangles kept where a quad fails
+    (T x 3 grid point indices). NaN log-depth = no vertex."""
     rows, cols = log_z.shape
-    idx = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
-    # Corners of every cell, counter-clockwise seen from the camera: top-left, bottom-left, bottom-right, top-right.
-    corner_idx = [idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]]
-    corner_z = [log_z[:-1, :-1], log_z[1:, :-1], log_z[1:, 1:], log_z[:-1, 1:]]
+    tl, bl, br, tr = _corners(log_z)
+    with np.errstate(invalid="ignore"):  # inf - inf where a corner's depth is 0 or inf: not a face
+        spread = np.maximum(tl, bl)
+        np.maximum(spread, br, out=spread)
+        np.maximum(spread, tr, out=spread)
+        low = np.minimum(tl, bl)
+        np.minimum(low, br, out=low)
+        np.minimum(low, tr, out=low)
+        spread -= low
+    del low
+    quad_ok = spread <= limit  # False wherever a corner is NaN
+    del spread
+
+    # Failed cells only (usually few): split A along the top-left/bottom-right diagonal, split B along the
+    # other; take the one keeping more triangles.
+    failed = np.flatnonzero(~quad_ok)
+    i, j = np.divmod(failed, cols - 1)
+    top_left = i * cols + j
+    corner_idx = [top_left, top_left + cols, top_left + cols + 1, top_left + 1]
+    flat_z = log_z.ravel()
+    corner_z = [flat_z[c] for c in corner_idx]
 
     def fits(*corners: int) -> np.ndarray:
         zs = [corner_z[c] for c in corners]
         with np.errstate(invalid="ignore"):
             return (np.maximum.reduce(zs) - np.minimum.reduce(zs)) <= limit  # False wherever a corner is NaN
 
-    quad_ok = fits(0, 1, 2, 3)
-    # Split A along the top-left/bottom-right diagonal, split B along the other; take the one keeping more.
-    a1, a2 = fits(0, 1, 2) & ~quad_ok, fits(0, 2, 3) & ~quad_ok
-    b1, b2 = fits(0, 1, 3) & ~quad_ok, fits(1, 2, 3) & ~quad_ok
+    a1, a2, b1, b2 = fits(0, 1, 2), fits(0, 2, 3), fits(0, 1, 3), fits(1, 2, 3)
     use_a = a1.astype(np.int8) + a2 >= b1.astype(np.int8) + b2
     a1, a2, b1, b2 = a1 & use_a, a2 & use_a, b1 & ~use_a, b2 & ~use_a
-
-    quads = np.stack([c[quad_ok] for c in corner_idx], axis=1)
     triangles = np.concatenate(
         [
-            np.stack([corner_idx[i][sel] for i in tri], axis=1)
+            np.stack([corner_idx[k][sel] for k in tri], axis=1)
             for sel, tri in ((a1, (0, 1, 2)), (a2, (0, 2, 3)), (b1, (0, 1, 3)), (b2, (1, 2, 3)))
         ]
     )
-    return quads, triangles
+    return quad_ok, triangles
+
+
+# The edges a grid face can have, by the step from their lower grid point (row, column) to the higher one:
+# right (H), down (V), down-right (D: split A's diagonal), down-left (N: split B's diagonal).
+_EDGE_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
+# A quad's edges 0..3 (corner k to corner k + 1): (kind of edge, the corner that is its lower point).
+_QUAD_SIDES = ((1, 0), (0, 1), (1, 3), (0, 0))
+
+
+def _grid_edges(
+    quad_ok: np.ndarray, triangles: np.ndarray, remap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every edge of the faces once, as (lower, higher) vertex index, and each quad's and triangle's edges,
+    edge k joining corners k and k + 1; `triangles` in grid point indices, `remap` grid point -> vertex.
+
+    Read off the grid rather than found by hashing vertex pairs, as Blender's `update(calc_edges=True)` does
+    at several times the cost. Edges are numbered by kind (_EDGE_STEPS), then row-major by lower point.
+    """
+    rows, cols = remap.shape
+    used = np.zeros((4, rows, cols), dtype=bool)  # (kind, lower point)
+    for kind, corner in _QUAD_SIDES:
+        _corners(used[kind])[corner] |= quad_ok
+    # Triangles are few (only where quads fail): each edge's kind from the step between its points.
+    row, col = np.divmod(triangles, cols)
+    d_row, d_col = np.roll(row, -1, axis=1) - row, np.roll(col, -1, axis=1) - col
+    flip = (d_row < 0) | ((d_row == 0) & (d_col < 0))  # the edge runs from its higher point
+    d_row, d_col = np.where(flip, -d_row, d_row), np.where(flip, -d_col, d_col)
+    tri_kind = np.where(d_row == 0, 0, 1 + d_col % 3)  # (0, 1) -> 0, (1, 0) -> 1, (1, 1) -> 2, (1, -1) -> 3
+    tri_lower = np.where(flip, np.roll(triangles, -1, axis=1), triangles)
+    used.reshape(4, -1)[tri_kind, tri_lower] = True
+
+    number = np.cumsum(used, dtype=np.int32).reshape(4, rows, cols)
+    number -= 1  # edge number at each used (kind, lower point)
+    quad_edges = np.empty((np.count_nonzero(quad_ok), 4), dtype=np.int32)
+    for k, (kind, corner) in enumerate(_QUAD_SIDES):
+        quad_edges[:, k] = _corners(number[kind])[corner][quad_ok]
+    triangle_edges = number.reshape(4, -1)[tri_kind, tri_lower]
+
+    edges = np.empty((int(number[3, -1, -1]) + 1, 2), dtype=np.int32)
+    start = 0
+    for kind, (d_row, d_col) in enumerate(_EDGE_STEPS):
+        # Views of the grid at every possible lower point of this kind and at its higher point.
+        lower_rows, higher_rows = slice(0, rows - d_row), slice(d_row, rows)
+        lower_cols = slice(max(0, -d_col), cols - max(0, d_col))
+        higher_cols = slice(max(0, d_col), cols - max(0, -d_col))
+        mask = used[kind, lower_rows, lower_cols]
+        end = start + np.count_nonzero(mask)
+        edges[start:end, 0] = remap[lower_rows, lower_cols][mask]
+        edges[start:end, 1] = remap[higher_rows, higher_cols][mask]
+        start = end
+    return edges, quad_edges, triangle_edges

@@ -20,7 +20,8 @@ class MeshRecord:
     vertex_colors: np.ndarray  # (N, 4) float32 sRGB in [0, 1], the photo's colour at each vertex
     photo: Photo  # the texture, upright
     camera: Intrinsics  # the camera that took the photo, in the photo's original pixels
-    report: dict = field(default_factory=dict)  # what ran: method, settings, notices, timings
+    report: dict = field(default_factory=dict)  # what ran: method, model, settings, notices, timings
+    vertex_normals: np.ndarray | None = None  # (N, 3) float32 unit normals in the camera frame, if predicted
 
     @property
     def face_count(self) -> int:

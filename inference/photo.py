@@ -45,15 +45,15 @@ def load_photo(path: str | Path, max_side: int = 4096) -> Photo:
     try:
         with Image.open(path) as im:
             exif = im.getexif()
-            full_size = im.size
+            source_size = _upright(im.size, exif.get(0x0112, 1))  # read first: turning upright clears the tag
             # A JPEG decodes at 1/2, 1/4 or 1/8 scale while the result still covers the requested size in
             # both directions: ask for the photo's own shape, which a (max_side, max_side) box never fits.
-            im.draft("RGB", _fitted(full_size, max_side))
+            im.draft("RGB", _fitted(im.size, max_side))
             im.load()
             photo = _photo_from_pil(im, path.stem, max_side)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"The photo '{path}' is not a readable image ({_reason(err)}).") from None
-    photo.source_size = _upright(full_size, exif.get(0x0112, 1))
+    photo.source_size = source_size
     focal = exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
     photo.focal_35mm = float(focal) if focal else None
     return photo

@@ -34,7 +34,8 @@ def build_objects(
     photo's), so an existing shot is never changed.
     """
     world = record.vertices @ CAMERA_TO_WORLD.T
-    centre = (world.min(axis=0) + world.max(axis=0)) / 2
+    # Column by column: numpy reduces a tall N x 3 array along axis 0 several times slower.
+    centre = np.array([(column.min() + column.max()) / 2 for column in world.T])
     world -= centre
 
     mesh = build_mesh(record.name, world, record.quads, record.triangles, record.uvs, record.vertex_colors)

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import bpy
 
+from ..inference.depth_sources import ModelAccess
 from ..inference.pipeline import MeshSettings, image_to_mesh
 from .build_objects import build_objects
 from .export import export_objects
 
 
-def convert_file(photo: Path, depth_map: Path, outputs: list[Path], settings: MeshSettings) -> dict:
-    """Mesh `photo` with `depth_map`, write every output, and describe the run (the CLI's JSON per photo)."""
+def convert_file(
+    photo: Path, depth_map: Path | None, outputs: list[Path], settings: MeshSettings, models: ModelAccess | None
+) -> dict:
+    """Mesh `photo` (with `depth_map`, or a model), write every output, and describe the run (the CLI's JSON)."""
     start = time.perf_counter()
-    record = image_to_mesh(photo, depth_map, settings)
+    record = image_to_mesh(photo, depth_map, settings, models)
 
     built = time.perf_counter()
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -30,8 +33,9 @@ def convert_file(photo: Path, depth_map: Path, outputs: list[Path], settings: Me
     timings["export"] = time.perf_counter() - exported
     timings["total"] = time.perf_counter() - start
     return {
-        "inputs": {"photo": str(photo), "depth_map": str(depth_map)},
+        "inputs": {"photo": str(photo), "depth_map": depth_map and str(depth_map)},
         "method": record.report["method"],
+        "model": record.report["model"],
         "object": mesh_object.name,
         "vertices": len(record.vertices),
         "faces": record.face_count,

@@ -52,12 +52,15 @@ def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
     if suffix == ".blend":
         bpy.ops.wm.save_as_mainfile(filepath=filepath, copy=True)
     elif suffix in (".glb", ".gltf"):
-        bpy.ops.export_scene.gltf(
-            filepath=filepath,
-            export_format="GLB" if suffix == ".glb" else "GLTF_SEPARATE",
-            use_selection=True,
-            export_cameras=True,
-        )
+        # The exporter names the texture file after the image's path, by default the photo's own name: beside
+        # a .gltf written next to the photo, that file would replace the photo.
+        with _image_path(image, _texture_path(path, image)):
+            bpy.ops.export_scene.gltf(
+                filepath=filepath,
+                export_format="GLB" if suffix == ".glb" else "GLTF_SEPARATE",
+                use_selection=True,
+                export_cameras=True,
+            )
     elif suffix == ".fbx":
         bpy.ops.export_scene.fbx(filepath=filepath, use_selection=True, path_mode="COPY", embed_textures=True)
     elif suffix == ".ply":
@@ -65,7 +68,7 @@ def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
     elif suffix == ".stl":
         bpy.ops.wm.stl_export(filepath=filepath, export_selected_objects=True)
     else:  # OBJ and USD reference the texture as a file: put it beside them for the duration of the export.
-        with _texture_file(image, path.with_name(f"{path.stem}_texture{Path(image.filepath_raw).suffix}")):
+        with _texture_file(image, _texture_path(path, image)):
             if suffix == ".obj":
                 bpy.ops.wm.obj_export(
                     filepath=filepath, export_selected_objects=True, export_materials=True, path_mode="STRIP"
@@ -81,10 +84,40 @@ def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
                 )
 
 
+def _texture_path(path: Path, image: bpy.types.Image) -> Path:
+    """Where the texture of the output `path` goes: beside it, named after it (`x.obj` -> `x_texture.jpg`)."""
+    return path.with_name(f"{path.stem}_texture{Path(image.filepath_raw).suffix}")
+
+
 @contextmanager
 def _texture_file(image: bpy.types.Image, path: Path):
-    """Write a packed image's bytes to `path` and point the image at that file while the block runs."""
+    """Write a packed image's bytes to `path` and have the materials use that file while the block runs.
+
+    An image loaded from the file, not the packed image pointed at it: USD refers to any packed image as
+    textures/<a name of its own>, a file it does not write in KEEP mode.
+    """
     path.write_bytes(image.packed_file.data)
+    on_disk = bpy.data.images.load(str(path), check_existing=False)
+    nodes = [
+        node
+        for material in bpy.data.materials
+        if material.node_tree
+        for node in material.node_tree.nodes
+        if node.type == "TEX_IMAGE" and node.image == image
+    ]
+    for node in nodes:
+        node.image = on_disk
+    try:
+        yield
+    finally:
+        for node in nodes:
+            node.image = image
+        bpy.data.images.remove(on_disk)
+
+
+@contextmanager
+def _image_path(image: bpy.types.Image, path: Path):
+    """Point the image at `path` while the block runs (a packed image keeps its pixels)."""
     saved, image.filepath_raw = image.filepath_raw, str(path)
     try:
         yield

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from ..inference.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION
+from ..inference.models import DEFAULT_MODEL, model_cards
 from ..inference.pipeline import MeshSettings
 
 DEPTH_KIND_ITEMS = [
@@ -15,12 +16,24 @@ DEPTH_KIND_ITEMS = [
 ]
 
 
+def _model_items() -> list[tuple[str, str, str]]:
+    return [(c.id, c.name, f"{c.best_for} ({c.license}, {c.size_mb:g} MB)") for c in model_cards().values()]
+
+
 def mesh_properties() -> dict:
     """Fresh property declarations (one set per class) for everything that shapes the mesh."""
     return {
         "depth_source": EnumProperty(
             name="Depth Source",
-            items=[("DEPTH_MAP", "Depth Map File", "A depth map you already have: EXR, PNG, TIFF, PFM or .npy")],
+            items=[
+                ("MODEL", "Depth Model", "Estimate depth from the photo with a depth model (downloaded once)"),
+                ("DEPTH_MAP", "Depth Map File", "A depth map you already have: EXR, PNG, TIFF, PFM or .npy"),
+            ],
+        ),
+        "model": EnumProperty(name="Model", items=_model_items(), default=DEFAULT_MODEL),
+        "accept_license": BoolProperty(
+            name="Accept Non-Commercial Licence",
+            description="Accept the licence of a non-commercial model (e.g. CC-BY-NC-4.0) so it may be downloaded",
         ),
         "depth_path": StringProperty(name="Depth Map", subtype="FILE_PATH", description="The photo's depth map"),
         "depth_kind": EnumProperty(name="Depth Kind", items=DEPTH_KIND_ITEMS, default="metric"),
@@ -64,6 +77,8 @@ class ImageToMeshSettings(bpy.types.PropertyGroup):
 def to_mesh_settings(props) -> MeshSettings:
     """MeshSettings from the operator's (or the scene's) properties."""
     return MeshSettings(
+        method="model" if props.depth_source == "MODEL" else "depth-map",
+        model=props.model,
         depth_kind=props.depth_kind,
         depth_scale=props.depth_scale,
         near=props.near,

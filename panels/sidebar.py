@@ -2,6 +2,9 @@
 
 import bpy
 
+from ..inference.models import model_card
+from ..operators.model_access import model_status
+
 
 class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
@@ -23,14 +26,22 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
 
         depth = layout.column(heading="Depth")
         depth.prop(settings, "depth_source")
-        depth.prop(settings, "depth_path")
-        depth.prop(settings, "depth_kind")
-        if settings.depth_kind == "metric":
-            depth.prop(settings, "depth_scale")
+        if settings.depth_source == "MODEL":
+            depth.prop(settings, "model")
+            depth.label(text=model_status(context, settings.model), icon="FILE_3D")
+            if not model_card(settings.model).commercial:
+                depth.prop(settings, "accept_license")
+            relative = model_card(settings.model).output_kind == "relative-disparity"
         else:
+            depth.prop(settings, "depth_path")
+            depth.prop(settings, "depth_kind")
+            relative = settings.depth_kind != "metric"
+        if relative:
             depth.prop(settings, "near")
             depth.prop(settings, "far")
             depth.label(text="Relative depth has no true scale: Near and Far set it.", icon="INFO")
+        else:
+            depth.prop(settings, "depth_scale")
 
         mesh = layout.column(heading="Mesh")
         mesh.prop(settings, "fov")

@@ -8,6 +8,7 @@ code as `image_to_mesh`, the way cli.py loads it.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,6 +48,9 @@ def _raise(err):
 
 _enable_checkout_as_extension()
 cli.load_package()
+# OpenCV reads EXR only if OPENCV_IO_ENABLE_OPENEXR is set before its first EXR read: inference.depth_map sets it.
+from image_to_mesh.inference import depth_map  # noqa: E402,F401
+import cv2  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +73,6 @@ def motorcycle():
 @pytest.fixture(scope="session")
 def motorcycle_files(motorcycle, tmp_path_factory):
     """The motorcycle as files: PNG photo and EXR depth in metres (0 = unknown)."""
-    import cv2
-
     photo, depth, focal = motorcycle
     folder = tmp_path_factory.mktemp("motorcycle")
     cv2.imwrite(str(folder / "motorcycle.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
@@ -85,3 +87,49 @@ def mesh_arrays(obj) -> tuple[np.ndarray, list[list[int]]]:
     mesh.vertices.foreach_get("co", co)
     co = co.reshape(-1, 3) @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3]
     return co, [list(p.vertices) for p in mesh.polygons]
+
+
+def write_depth(path: Path, depth: np.ndarray) -> Path:
+    """Save a depth map as .npy, or as an image file whose suffix picks the format (EXR keeps float32)."""
+    if path.suffix == ".npy":
+        np.save(path, depth)
+    else:
+        # Encode, then write the bytes: OpenCV's own file writing cannot take every path (non-ASCII on Windows).
+        ok, data = cv2.imencode(path.suffix, depth)
+        assert ok, f"OpenCV could not encode {path.suffix}"
+        path.write_bytes(data.tobytes())
+    return path
+
+
+def run_cli(*args, cli_path: Path = ROOT / "cli.py", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """cli.py in a fresh Python, as a user runs it from a shell; every argument is passed as a string."""
+    return subprocess.run(
+        [sys.executable, str(cli_path), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=300,
+    )
+
+
+def files_under(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Every file and folder under `folder`, hidden ones included, with its size and modification time."""
+    return {p.relative_to(folder): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def assert_cli_rejects(folder: Path, *args) -> str:
+    """Run the CLI in `folder`; it must fail the way a user mistake should, and return its one sentence.
+
+    Exit status 2, exactly one non-empty line on stderr and no traceback, and `folder` left as it was: no
+    output, no half-written file, no hidden staging folder.
+    """
+    before = files_under(folder)
+    run = run_cli(*args, cwd=folder)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].strip(), run.stderr
+    assert files_under(folder) == before
+    return lines[0]

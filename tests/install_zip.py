@@ -22,7 +22,7 @@ bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
 installed = Path(bpy.utils.user_resource("EXTENSIONS", path="user_default")) / "image_to_mesh"
 
 bpy.ops.wm.read_homefile(use_empty=True)
-result = bpy.ops.image_to_mesh.generate(photo_path=photo, depth_path=depth_map)
+result = bpy.ops.image_to_mesh.generate(photo_path=photo, depth_source="DEPTH_MAP", depth_path=depth_map)
 meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
 bpy.ops.wm.save_as_mainfile(filepath=os.path.join(out, "installed.blend"))
 print(json.dumps({

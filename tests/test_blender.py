@@ -27,7 +27,8 @@ def fov_deg(width, focal_px):
 
 
 def generate(**props):
-    return bpy.ops.image_to_mesh.generate(**props)
+    """The operator with a depth map file unless the test says otherwise."""
+    return bpy.ops.image_to_mesh.generate(**{"depth_source": "DEPTH_MAP", **props})
 
 
 def mesh_object(scene):
@@ -180,7 +181,8 @@ def test_operator_takes_the_sidebar_settings_and_reports_bad_input_without_chang
     photo, depth, _ = motorcycle_files
     settings = empty_scene.image_to_mesh
     settings.photo_path, settings.depth_path, settings.resolution = str(photo), str(depth), 64
-    assert generate() == {"FINISHED"}
+    settings.depth_source = "DEPTH_MAP"
+    assert bpy.ops.image_to_mesh.generate() == {"FINISHED"}
     assert len(mesh_object(empty_scene).data.vertices) <= 64 * 44
 
     before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images), len(bpy.data.materials))
@@ -263,7 +265,7 @@ def draw_panel(scene):
     panel_type = bpy.types.VIEW3D_PT_image_to_mesh
     layout = RecordingLayout()
     panel = type("Drawn", (), {"layout": layout})()
-    panel_type.draw(panel, type("Context", (), {"scene": scene})())
+    panel_type.draw(panel, type("Context", (), {"scene": scene, "preferences": bpy.context.preferences})())
     return layout
 
 
@@ -272,15 +274,16 @@ def test_sidebar_tab_shows_every_setting_and_the_button(empty_scene):
     assert (panel.bl_space_type, panel.bl_region_type, panel.bl_category) == ("VIEW_3D", "UI", "Image to Mesh")
     layout = draw_panel(empty_scene)
     props = set(layout.drawn("prop"))
-    assert {"photo_source", "photo_path", "depth_source", "depth_path", "depth_kind", "depth_scale", "fov",
-            "resolution", "edge_threshold", "mask"} <= props
+    assert {"photo_source", "photo_path", "depth_source", "model", "fov", "resolution", "edge_threshold",
+            "mask"} <= props
     assert layout.drawn("operator") == ["image_to_mesh.generate"]
 
+    assert {"near", "far"} <= props  # the default model gives relative depth
     empty_scene.image_to_mesh.photo_source = "IMAGE"
-    empty_scene.image_to_mesh.depth_kind = "relative-disparity"
+    empty_scene.image_to_mesh.depth_source = "DEPTH_MAP"
     layout = draw_panel(empty_scene)
     assert "image" in [args[1] for name, args, _ in layout.log if name == "template_ID"]
-    assert {"near", "far"} <= set(layout.drawn("prop"))
+    assert {"depth_path", "depth_kind", "depth_scale"} <= set(layout.drawn("prop"))
 
 
 def test_default_edge_threshold_is_shared_by_panel_and_cli(empty_scene):

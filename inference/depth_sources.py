@@ -1,0 +1,79 @@
+"""Which depth model runs for a photo, getting it, and running it.
+
+--method auto (the default): a model that is already on disk (the chosen one first), else the chosen model is
+downloaded when downloads are allowed, else one sentence says what to do. --method model: the chosen model,
+downloaded if needed. --model-file: the chosen card's contract with local weights (no hash check).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .depth_models import DepthPrediction, predict_depth
+from .errors import InputError
+from .model_store import ModelStore, Progress
+from .models import ModelCard, model_card, model_cards
+from .onnx_runner import onnx_session
+from .photo import Photo
+
+
+@dataclass
+class ModelAccess:
+    """How models are found, fetched and run on this machine."""
+
+    store: ModelStore
+    device: str = "cpu"
+    threads: int = 0
+    license_accepted: bool = False  # the user accepted non-commercial licences for downloads
+    progress: Progress | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def run_depth_model(
+    photo: Photo,
+    model_id: str,
+    method: str,
+    model_file: str | None,
+    access: ModelAccess,
+    size: tuple[int, int],
+    fov_x_deg: float | None,
+) -> tuple[DepthPrediction, dict, list[str]]:
+    """The prediction at `size`, what ran (for the report), and notices for the user."""
+    card = model_card(model_id)
+    notices = []
+    start = time.perf_counter()
+    if model_file:
+        path = Path(model_file)
+        if not path.is_file():
+            raise InputError(f"The model file '{path}' does not exist.")
+        notices.append(f"Using the local file {path.name} for {card.name}; its hash was not checked.")
+    else:
+        card = card if method == "model" else _present_or(card, access.store)
+        path = access.store.fetch(card, access.progress, access.cancel, access.license_accepted)[0]
+    fetched = time.perf_counter()
+    session, session_notices = onnx_session(path, access.device, access.threads)
+    prediction = predict_depth(session, card, photo, size, fov_x_deg)
+    done = time.perf_counter()
+    if prediction.kind == "relative-disparity":
+        notices.append(f"{card.name} gives relative depth, which carries no true scale: Near and Far set the size.")
+    report = {
+        "id": card.id,
+        "name": card.name,
+        "license": card.license,
+        "commercial": card.commercial,
+        "file": str(path),
+        "provider": session.get_providers()[0],
+        "output": card.output_kind,
+        "timings": {"model": fetched - start, "inference": done - fetched},
+    }
+    return prediction, report, notices + session_notices
+
+
+def _present_or(card: ModelCard, store: ModelStore) -> ModelCard:
+    """The chosen card if its files are here, else the first card whose files are, else the chosen card."""
+    if store.is_present(card):
+        return card
+    return next((c for c in model_cards().values() if store.is_present(c)), card)

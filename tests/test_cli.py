@@ -1,0 +1,220 @@
+"""The headless CLI: from a shell (`python cli.py`) and inside Blender (`blender -b --python cli.py -- ...`).
+
+Each subprocess imports bpy (a second or two), so one run serves all the checks of one concern.
+"""
+
+import json
+import runpy
+import shutil
+import struct
+import sys
+
+import bpy
+import numpy as np
+import pytest
+from conftest import ROOT, assert_cli_rejects, run_cli, write_depth
+from PIL import Image
+
+SUFFIXES = (".glb", ".gltf", ".obj", ".fbx", ".usdc", ".ply", ".stl", ".blend")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """a.jpg (80 x 60) and b.png (60 x 80) in tmp_path, with depth maps a_depth.exr (2 m) and b_depth.npy (3 m)."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    Image.fromarray(rng.integers(0, 256, (80, 60, 3), dtype=np.uint8)).save(tmp_path / "b.png")
+    write_depth(tmp_path / "a_depth.exr", np.full((60, 80), 2.0, dtype=np.float32))
+    write_depth(tmp_path / "b_depth.npy", np.full((80, 60), 3.0, dtype=np.float32))
+    return tmp_path
+
+
+def open_blend(path):
+    """Open a written .blend here; return its mesh objects and camera objects."""
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    objects = bpy.data.objects
+    return [o for o in objects if o.type == "MESH"], [o for o in objects if o.type == "CAMERA"]
+
+
+def run_as_blender(cli_path, *args) -> int:
+    """Run cli.py in this process the way `blender -b --python cli.py -- ARGS` does; return its exit status."""
+    saved = sys.argv
+    sys.argv = ["blender", "-b", "--python", str(cli_path), "--", *map(str, args)]
+    try:
+        runpy.run_path(str(cli_path), run_name="__main__")
+    except SystemExit as exit:
+        return exit.code
+    finally:
+        sys.argv = saved
+    raise AssertionError("cli.py ended without an exit status")
+
+
+def test_runs_from_a_copy_of_the_extension_in_a_folder_of_another_name(tmp_path, photos):
+    copy = tmp_path / "installed here" / "img2mesh-copy"
+    shutil.copytree(
+        ROOT, copy, ignore=shutil.ignore_patterns(".venv*", ".git", ".cache", "samples", "out", "dist", "tests")
+    )
+    run = run_cli(photos / "a.jpg", "--depth-map", photos / "a_depth.exr", "-o", "out/x.glb", cli_path=copy / "cli.py",
+                  cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "x.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_blender_form_writes_the_output(photos):
+    out = photos / "out" / "a.blend"
+    assert run_as_blender(ROOT / "cli.py", photos / "a.jpg", "--depth-map", photos / "a_depth.exr", "-o", out) == 0
+    meshes, cameras = open_blend(out)
+    assert len(meshes) == 1 and len(cameras) == 1
+
+
+def test_blender_form_exits_2_with_one_sentence_on_bad_input(photos, capsys):
+    status = run_as_blender(ROOT / "cli.py", photos / "missing.jpg", "--depth-map", photos / "a_depth.exr",
+                            "-o", photos / "out" / "a.glb")
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"image_to_mesh: The photo '{photos / 'missing.jpg'}' does not exist."]
+    assert not (photos / "out").exists()
+
+
+def test_outputs_beside_the_photo_never_replace_it(photos):
+    original = (photos / "a.jpg").read_bytes()
+    outputs = [a for suffix in (".gltf", ".obj", ".usdc") for a in ("-o", photos / f"a{suffix}")]
+    assert run_as_blender(ROOT / "cli.py", photos / "a.jpg", "--depth-map", photos / "a_depth.exr", *outputs) == 0
+    assert (photos / "a.jpg").read_bytes() == original  # textures are a_texture.jpg, never the photo's name
+
+
+@pytest.fixture(scope="module")
+def every_format(motorcycle_files, tmp_path_factory):
+    """One --json run writing the motorcycle to every format: (output folder, the run, its JSON summary)."""
+    photo, depth, focal = motorcycle_files
+    out = tmp_path_factory.mktemp("every format")
+    outputs = [a for s in SUFFIXES for a in ("-o", out / f"motorcycle_{s[1:]}{s}")]
+    run = run_cli(photo, "--depth-map", depth, "--focal-px", focal, "--resolution", 128, *outputs, "--json")
+    assert run.returncode == 0, run.stderr
+    return out, run, json.loads(run.stdout)
+
+
+def output(every_format, suffix):
+    return every_format[0] / f"motorcycle_{suffix[1:]}{suffix}"
+
+
+def triangle_count(mesh) -> int:
+    return sum(len(p.vertices) - 2 for p in mesh.polygons)
+
+
+def test_json_is_all_of_stdout_and_matches_the_written_mesh(every_format):
+    out, run, summary = every_format
+    assert run.stderr.strip()  # the exporters did talk, on stderr, not into the JSON
+    assert {"inputs", "method", "vertices", "faces", "timings", "outputs", "results"} <= summary.keys()
+    assert summary["method"] == "depth-map" and len(summary["results"]) == 1
+    assert {p.name for p in out.iterdir()} == {bpy.path.basename(o) for o in summary["outputs"]}  # nothing else
+    meshes, _ = open_blend(output(every_format, ".blend"))
+    assert (summary["vertices"], summary["faces"]) == (len(meshes[0].data.vertices), len(meshes[0].data.polygons))
+    assert summary["vertices"] > 5000
+
+
+def test_blend_holds_the_mesh_its_packed_texture_and_the_camera(every_format):
+    meshes, cameras = open_blend(output(every_format, ".blend"))
+    assert len(meshes) == 1 and len(cameras) == 1
+    nodes = meshes[0].active_material.node_tree.nodes
+    textures = [n for n in nodes if n.type == "TEX_IMAGE"]
+    assert len(textures) == 1 and textures[0].image.packed_file is not None
+    assert tuple(textures[0].image.size) == (741, 500)
+
+
+def _glb_json(path) -> dict:
+    magic, _, _, length, kind = struct.unpack("<4sIII4s", path.read_bytes()[:20])
+    assert magic == b"glTF" and kind == b"JSON"
+    return json.loads(path.read_bytes()[20:20 + length])
+
+
+def test_glb_embeds_mesh_texture_and_camera(every_format):
+    gltf = _glb_json(output(every_format, ".glb"))
+    assert len(gltf["meshes"]) == 1 and len(gltf["cameras"]) == 1
+    assert gltf["images"][0]["mimeType"] == "image/jpeg" and "bufferView" in gltf["images"][0]
+
+
+def test_gltf_has_its_bin_and_texture_beside_it(every_format):
+    path = output(every_format, ".gltf")
+    gltf = json.loads(path.read_text())
+    buffer = gltf["buffers"][0]
+    assert (path.parent / buffer["uri"]).stat().st_size == buffer["byteLength"]
+    texture = path.parent / gltf["images"][0]["uri"]
+    assert texture.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert len(gltf["meshes"]) == 1 and len(gltf["cameras"]) == 1
+
+
+def test_obj_has_the_vertices_and_a_material_with_its_texture(every_format):
+    summary = every_format[2]
+    path = output(every_format, ".obj")
+    lines = path.read_text().splitlines()
+    assert sum(line.startswith("v ") for line in lines) == summary["vertices"]
+    assert sum(line.startswith("f ") for line in lines) == summary["faces"]
+    mtl = path.parent / next(line.split(" ", 1)[1] for line in lines if line.startswith("mtllib "))
+    texture = next(line.split(" ", 1)[1] for line in mtl.read_text().splitlines() if line.startswith("map_Kd "))
+    assert (path.parent / texture).read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_fbx_reads_back_with_mesh_and_camera(every_format):
+    bpy.ops.import_scene.fbx(filepath=str(output(every_format, ".fbx")))
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert len(meshes) == 1 and len(meshes[0].data.vertices) == every_format[2]["vertices"]
+    assert any(o.type == "CAMERA" for o in bpy.data.objects)
+    assert any(image.packed_file or image.has_data for image in bpy.data.images)  # the embedded texture
+
+
+def test_usdc_reads_back_with_mesh_camera_and_its_texture_file(every_format):
+    path = output(every_format, ".usdc")
+    bpy.ops.wm.usd_import(filepath=str(path))
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert len(meshes) == 1 and len(meshes[0].data.vertices) == every_format[2]["vertices"]
+    assert any(o.type == "CAMERA" for o in bpy.data.objects)
+    images = [n.image for n in meshes[0].active_material.node_tree.nodes if n.type == "TEX_IMAGE"]
+    assert len(images) == 1
+    texture = path.parent / bpy.path.basename(images[0].filepath)
+    assert texture.name == "motorcycle_usdc_texture.jpg" and texture.is_file()
+
+
+def test_ply_header_counts_the_mesh(every_format):
+    summary = every_format[2]
+    header = output(every_format, ".ply").read_bytes().split(b"end_header", 1)[0].decode("ascii").splitlines()
+    assert f"element vertex {summary['vertices']}" in header
+    assert f"element face {summary['faces']}" in header
+
+
+def test_stl_holds_every_face_as_triangles(every_format):
+    data = output(every_format, ".stl").read_bytes()
+    count = struct.unpack("<I", data[80:84])[0]  # binary STL: 80-byte header, count, 50 bytes a triangle
+    assert len(data) == 84 + 50 * count
+    meshes, _ = open_blend(output(every_format, ".blend"))
+    assert count == triangle_count(meshes[0].data)
+
+
+def test_several_photos_into_a_folder_with_their_depth_maps_from_a_folder(photos):
+    depth_folder = photos / "depth maps"
+    depth_folder.mkdir()
+    for name in ("a_depth.exr", "b_depth.npy"):
+        (photos / name).rename(depth_folder / name)
+    run = run_cli(photos / "a.jpg", photos / "b.png", "--depth-map", depth_folder, "-o", photos / "out",
+                  "--format", "glb,blend")
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (photos / "out").iterdir()) == ["a.blend", "a.glb", "b.blend", "b.glb"]
+    # Each photo got its own depth map: the camera stands that far in front of the (flat) mesh.
+    for name, metres in (("a", 2.0), ("b", 3.0)):
+        _, cameras = open_blend(photos / "out" / f"{name}.blend")
+        assert cameras[0].location.y == pytest.approx(-metres, abs=1e-4)
+
+
+BAD_USAGE = {
+    "unknown option": ["a.jpg", "--depth-map", "a_depth.exr", "-o", "out/a.glb", "--colour", "red"],
+    "missing -o": ["a.jpg", "--depth-map", "a_depth.exr"],
+    "unknown output extension": ["a.jpg", "--depth-map", "a_depth.exr", "-o", "out/a.xyz"],
+    "2 photos, 1 output file": ["a.jpg", "b.png", "--depth-map", ".", "-o", "out/both.glb"],
+    "2 photos, 1 depth map": ["a.jpg", "b.png", "--depth-map", "a_depth.exr", "-o", "out"],
+    "unknown depth kind": ["a.jpg", "b.png", "--depth-map", ".", "--depth-kind", "sonar", "-o", "out"],
+}
+
+
+@pytest.mark.parametrize("case", BAD_USAGE, ids=list(BAD_USAGE))
+def test_bad_usage_exits_2_with_one_sentence_and_writes_nothing(photos, case):
+    assert_cli_rejects(photos, *BAD_USAGE[case])
