@@ -11,6 +11,7 @@ first time it was seen (<models folder>/hashes.json): a file that later changes 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import threading
@@ -154,10 +155,12 @@ class ModelStore:
                     done += len(chunk)
                     if progress:
                         progress(name, done, total)
+                if done < total:
+                    raise http.client.IncompleteRead(b"", total - done)
         except DownloadCancelled:
             part.unlink(missing_ok=True)
             raise
-        except (urllib.error.URLError, OSError) as err:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             raise InputError(self._failure(card, name, err) + " Run it again to resume.") from None
         os.replace(part, target)
         return target

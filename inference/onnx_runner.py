@@ -42,7 +42,8 @@ def _create(path: Path, device: str, threads: int) -> tuple[ort.InferenceSession
         notices.append(f"{wanted} is not available in this ONNX Runtime build: running on the CPU.")
         wanted = "CPUExecutionProvider"
     try:
-        session = ort.InferenceSession(str(path), options, providers=[wanted, "CPUExecutionProvider"])
+        providers = list(dict.fromkeys([wanted, "CPUExecutionProvider"]))
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as err:  # ONNX Runtime raises its own exception types for unreadable graphs
         if wanted != "CPUExecutionProvider":
             notices.append(f"{wanted} failed to start ({err}): running on the CPU.")
