@@ -6,6 +6,8 @@ PYVER_5.2 := 3.13
 PYVER_4.5 := 3.11
 VENV := $(if $(filter 5.3,$(BLENDER)),.venv,.venv-$(BLENDER))
 PY := $(VENV)/bin/python
+BENCH_VENV := .venv-bench
+BENCH_MODEL := .cache/depth_anything_v2_small_random.onnx
 NODE_DIR := .cache/node
 GLTF_VALIDATOR := $(NODE_DIR)/node_modules/gltf-validator/package.json
 
@@ -34,8 +36,19 @@ demo: $(VENV)/.installed samples/motorcycle.png
 test: $(VENV)/.installed $(GLTF_VALIDATOR)
 	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q
 
-bench: $(VENV)/.installed
+$(BENCH_VENV)/.installed: requirements/bench.txt
+	rm -rf $(BENCH_VENV)
+	"$$(scripts/find_python.sh 3.11)" -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench.txt
+	touch $@
+
+# A random-weight network of the exact Depth Anything V2 Small architecture (no model hub is reachable).
+$(BENCH_MODEL): scripts/export_depth_anything.py $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python scripts/export_depth_anything.py $@
+
+bench: $(VENV)/.installed $(BENCH_MODEL)
 	$(PY) scripts/bench_mesh.py
+	$(PY) scripts/bench_model.py $(BENCH_MODEL)
 
 build: $(VENV)/.installed
 	$(PY) scripts/build_extension.py dist

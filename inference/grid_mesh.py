@@ -36,8 +36,7 @@ class GridMesh:
     grid_index: np.ndarray  # (N,) int64, each vertex's row * grid_width + column on the sampling grid
     grid_size: tuple[int, int]  # (grid_width, grid_height)
     edges: np.ndarray  # (E, 2) int32, every face edge once, as (lower, higher) vertex index
-    quad_edges: np.ndarray  # (Q, 4) int32, quad_edges[q, k] joins quads[q, k] and quads[q, (k + 1) % 4]
-    triangle_edges: np.ndarray  # (T, 3) int32, likewise for triangles
+    corner_edges: np.ndarray  # (4Q + 3T,) int32, the edge from each corner to the next: quads', then triangles'
 
 
 def grid_size(image_size: tuple[int, int], resolution: int) -> tuple[int, int]:
@@ -101,10 +100,8 @@ def depth_to_grid_mesh(
     uvs[:, 0] = np.broadcast_to((np.arange(cols) + 0.5) / cols, (rows, cols))[used]
     uvs[:, 1] = np.broadcast_to(1.0 - (np.arange(rows)[:, None] + 0.5) / rows, (rows, cols))[used]
 
-    edges, quad_edges, triangle_edges = _grid_edges(quad_ok, triangles, remap)
-    return GridMesh(
-        vertices, quads, remap.ravel()[triangles], uvs, grid_index, (cols, rows), edges, quad_edges, triangle_edges
-    )
+    edges, corner_edges = _grid_edges(quad_ok, triangles, remap)
+    return GridMesh(vertices, quads, remap.ravel()[triangles], uvs, grid_index, (cols, rows), edges, corner_edges)
 
 
 def _corners(grid: np.ndarray) -> list[np.ndarray]:
@@ -156,52 +153,65 @@ def _grid_faces(log_z: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray
     return quad_ok, triangles
 
 
-# The edges a grid face can have, by the step from their lower grid point (row, column) to the higher one:
-# right (H), down (V), down-right (D: split A's diagonal), down-left (N: split B's diagonal).
+# Kinds of edge on the grid, by the step (rows, columns) from the lower grid point to the higher one: right (H)
+# and down (V), from quads and triangles; down-right (D: split A's diagonal) and down-left (N: split B's), from
+# triangles only.
 _EDGE_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
 # A quad's edges 0..3 (corner k to corner k + 1): (kind of edge, the corner that is its lower point).
 _QUAD_SIDES = ((1, 0), (0, 1), (1, 3), (0, 0))
 
 
-def _grid_edges(
-    quad_ok: np.ndarray, triangles: np.ndarray, remap: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every edge of the faces once, as (lower, higher) vertex index, and each quad's and triangle's edges,
-    edge k joining corners k and k + 1; `triangles` in grid point indices, `remap` grid point -> vertex.
+def _grid_edges(quad_ok: np.ndarray, triangles: np.ndarray, remap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every edge of the faces once, as (lower, higher) vertex index, and the edge from each face corner to the
+    next, quads' corners then triangles'; `triangles` in grid point indices, `remap` grid point -> vertex.
 
     Read off the grid rather than found by hashing vertex pairs, as Blender's `update(calc_edges=True)` does
     at several times the cost. Edges are numbered by kind (_EDGE_STEPS), then row-major by lower point.
     """
     rows, cols = remap.shape
-    used = np.zeros((4, rows, cols), dtype=bool)  # (kind, lower point)
-    for kind, corner in _QUAD_SIDES:
-        _corners(used[kind])[corner] |= quad_ok
-    # Triangles are few (only where quads fail): each edge's kind from the step between its points.
+    # Each triangle edge's kind and lower point, from the step between its points.
     row, col = np.divmod(triangles, cols)
     d_row, d_col = np.roll(row, -1, axis=1) - row, np.roll(col, -1, axis=1) - col
     flip = (d_row < 0) | ((d_row == 0) & (d_col < 0))  # the edge runs from its higher point
     d_row, d_col = np.where(flip, -d_row, d_row), np.where(flip, -d_col, d_col)
     tri_kind = np.where(d_row == 0, 0, 1 + d_col % 3)  # (0, 1) -> 0, (1, 0) -> 1, (1, 1) -> 2, (1, -1) -> 3
     tri_lower = np.where(flip, np.roll(triangles, -1, axis=1), triangles)
-    used.reshape(4, -1)[tri_kind, tri_lower] = True
+    straight = tri_kind < 2
 
-    number = np.cumsum(used, dtype=np.int32).reshape(4, rows, cols)
+    # H and V edges, on the grid: used at a lower point by any quad side or triangle edge there.
+    used = np.zeros((2, rows, cols), dtype=bool)
+    for kind, corner in _QUAD_SIDES:
+        _corners(used[kind])[corner] |= quad_ok
+    used.reshape(2, -1)[tri_kind[straight], tri_lower[straight]] = True
+    number = np.cumsum(used, dtype=np.int32).reshape(2, rows, cols)
     number -= 1  # edge number at each used (kind, lower point)
-    quad_edges = np.empty((np.count_nonzero(quad_ok), 4), dtype=np.int32)
+    n_straight = int(number[1, -1, -1]) + 1
+    # Diagonals come from triangles only: few, numbered after H and V by (kind, lower point).
+    diagonal_key = tri_kind[~straight] * (rows * cols) + tri_lower[~straight]
+    diagonals = np.unique(diagonal_key)
+
+    n_quads = np.count_nonzero(quad_ok)
+    corner_edges = np.empty(4 * n_quads + triangles.size, dtype=np.int32)
+    quad_edges = corner_edges[: 4 * n_quads].reshape(n_quads, 4)
     for k, (kind, corner) in enumerate(_QUAD_SIDES):
         quad_edges[:, k] = _corners(number[kind])[corner][quad_ok]
-    triangle_edges = number.reshape(4, -1)[tri_kind, tri_lower]
+    triangle_edges = corner_edges[4 * n_quads :].reshape(triangles.shape)
+    triangle_edges[straight] = number.reshape(2, -1)[tri_kind[straight], tri_lower[straight]]
+    triangle_edges[~straight] = n_straight + np.searchsorted(diagonals, diagonal_key)
 
-    edges = np.empty((int(number[3, -1, -1]) + 1, 2), dtype=np.int32)
+    edges = np.empty((n_straight + len(diagonals), 2), dtype=np.int32)
     start = 0
-    for kind, (d_row, d_col) in enumerate(_EDGE_STEPS):
-        # Views of the grid at every possible lower point of this kind and at its higher point.
-        lower_rows, higher_rows = slice(0, rows - d_row), slice(d_row, rows)
-        lower_cols = slice(max(0, -d_col), cols - max(0, d_col))
-        higher_cols = slice(max(0, d_col), cols - max(0, -d_col))
+    for kind, (d_row, d_col) in enumerate(_EDGE_STEPS[:2]):
+        # Views of the grid at every possible lower point of this kind, and at its higher point.
+        lower_rows, lower_cols = slice(0, rows - d_row), slice(0, cols - d_col)
+        higher_rows, higher_cols = slice(d_row, rows), slice(d_col, cols)
         mask = used[kind, lower_rows, lower_cols]
         end = start + np.count_nonzero(mask)
         edges[start:end, 0] = remap[lower_rows, lower_cols][mask]
         edges[start:end, 1] = remap[higher_rows, higher_cols][mask]
         start = end
-    return edges, quad_edges, triangle_edges
+    kind, lower = np.divmod(diagonals, rows * cols)
+    flat_steps = np.array([d_row * cols + d_col for d_row, d_col in _EDGE_STEPS])
+    edges[start:, 0] = remap.ravel()[lower]
+    edges[start:, 1] = remap.ravel()[lower + flat_steps[kind]]
+    return edges, corner_edges

@@ -14,14 +14,13 @@ def build_mesh(
     uvs: np.ndarray,
     vertex_colors: np.ndarray | None = None,
     edges: np.ndarray | None = None,
-    quad_edges: np.ndarray | None = None,
-    triangle_edges: np.ndarray | None = None,
+    corner_edges: np.ndarray | None = None,
 ) -> bpy.types.Mesh:
     """A mesh of quads then triangles with per-vertex UVs (stored per corner) and optional sRGB vertex colours.
 
-    `edges` (E x 2 vertex indices, each edge once) with each face's edges (`quad_edges`, `triangle_edges`: edge
-    k joins corners k and k + 1) spare Blender from finding the edges itself, its costliest step; without
-    them `update(calc_edges=True)` does it.
+    `edges` (E x 2 vertex indices, each edge once) and `corner_edges` (the edge from each corner to the next,
+    quads' corners then triangles') spare Blender from finding the edges itself, the costliest step of the
+    build; without them `update(calc_edges=True)` does it.
     """
     n_quads, n_triangles = len(quads), len(triangles)
     corners = np.concatenate([quads.ravel(), triangles.ravel()], dtype=np.int32)
@@ -42,9 +41,7 @@ def build_mesh(
     if edges is not None:
         mesh.edges.add(len(edges))  # selected, as update(calc_edges=True) leaves new edges
         mesh.attributes[".edge_verts"].data.foreach_set("value", np.ascontiguousarray(edges, np.int32).ravel())
-        corner_edges = np.concatenate([quad_edges.ravel(), triangle_edges.ravel()], dtype=np.int32)
-        mesh.attributes[".corner_edge"].data.foreach_set("value", corner_edges)
-        del corner_edges
+        mesh.attributes[".corner_edge"].data.foreach_set("value", np.ascontiguousarray(corner_edges, np.int32))
     # Each corner's UV is its vertex's: gather (u, v) pairs as single 64-bit values, several times faster
     # than gathering rows of a 2-column array.
     uv_pairs = np.ascontiguousarray(uvs, np.float32).view(np.uint64).ravel()

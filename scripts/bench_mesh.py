@@ -186,6 +186,7 @@ def main(repeat: int) -> None:
     depth, photo = synthetic_scene()
     np.savez(inputs, depth=depth, photo=photo)
     runs: dict[str, list[dict]] = {p: [] for p in PATHS}
+    load = [os.getloadavg()[0]]
     for i in range(repeat):
         for path in PATHS:
             print(f"run {i + 1}/{repeat}: {path} ...", file=sys.stderr, flush=True)
@@ -193,10 +194,11 @@ def main(repeat: int) -> None:
             subprocess.run([sys.executable, __file__, "--path", path, "--inputs", str(inputs), "--result", str(out)],
                            check=True, stdout=subprocess.DEVNULL)
             runs[path].append(json.loads(out.read_text()))
-    report(runs, repeat)
+            load.append(os.getloadavg()[0])
+    report(runs, repeat, load)
 
 
-def report(runs: dict[str, list[dict]], repeat: int) -> None:
+def report(runs: dict[str, list[dict]], repeat: int, load: list[float]) -> None:
     def median(path, key):
         return statistics.median(r["stages"].get(key, float("nan")) for r in runs[path])
 
@@ -216,6 +218,8 @@ def report(runs: dict[str, list[dict]], repeat: int) -> None:
     print(f"median of {repeat} runs per path, each in its own process; times exclude interpreter start, "
           "`import bpy` and input loading")
     print(f"same vertices, faces, per-corner UVs and edges in both paths: {'yes' if same else 'NO'}")
+    print(f"1-minute load average during the runs: {min(load):.1f} to {max(load):.1f} on {os.cpu_count()} CPUs "
+          "(other work on the machine slows every figure)")
     print()
     print(f"{'':42}{'product':>12}{'from_pydata':>14}")
     print(f"{'image_to_mesh (numpy)':42}{median('product', 'image_to_mesh'):>11.3f}s"

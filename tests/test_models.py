@@ -382,3 +382,21 @@ def test_operator_runs_a_model_from_the_preferences_models_folder(empty_scene, m
         assert len([o for o in empty_scene.objects if o.type == "MESH"]) == 1
     finally:
         prefs.models_folder = ""
+
+
+def test_background_job_runs_the_pipeline_off_the_main_thread(models_folder_with_midas):
+    from image_to_mesh.operators.background_job import BackgroundJob
+
+    def run(settings):
+        job = BackgroundJob()
+        access = ModelAccess(ModelStore(models_folder_with_midas, allow_download=False, use_user_cache=False),
+                             progress=job.progress, cancel=job.cancel)
+        job.start(image_to_mesh, halves((0, 200, 0), (203, 0, 0)), None, settings, access)
+        job._thread.join(timeout=120)
+        assert job.done
+        return job
+
+    job = run(MeshSettings(method="model", model="midas-v21-small"))
+    assert job.error is None and job.result.report["model"]["id"] == "midas-v21-small"
+    job = run(MeshSettings(method="model", model="moge-2-vits"))
+    assert job.result is None and "not downloaded" in job.error
