@@ -24,6 +24,7 @@ PACKAGE = "image_to_mesh"
 def load_package():
     """Import the extension this file belongs to, whatever its folder is called (a checkout, an install)."""
     root = Path(__file__).resolve().parent
+    _add_extension_wheels(root)
     module = sys.modules.get(PACKAGE)
     if module is not None and Path(module.__file__).resolve().parent == root:
         return module
@@ -32,6 +33,15 @@ def load_package():
     sys.modules[PACKAGE] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _add_extension_wheels(root: Path) -> None:
+    """In an installed extension, make the wheels it bundles importable, as Blender does for enabled
+    extensions (<extensions>/.local/lib/pythonX.Y/site-packages), even before the extension is enabled."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = root.parent.parent / ".local" / "lib" / version / "site-packages"
+    if site.is_dir() and str(site) not in sys.path:
+        sys.path.append(str(site))
 
 
 class _Parser(argparse.ArgumentParser):

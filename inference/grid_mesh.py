@@ -51,7 +51,7 @@ def sample_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Values of `image` at the centres of a (columns, rows) grid laid over it, by nearest neighbour."""
     rows = ((np.arange(size[1]) + 0.5) * image.shape[0] / size[1]).astype(np.int64)
     cols = ((np.arange(size[0]) + 0.5) * image.shape[1] / size[0]).astype(np.int64)
-    return image[rows[:, None], cols[None, :]]
+    return image.take(rows, axis=0).take(cols, axis=1)  # rows, then columns: several times faster than both at once
 
 
 def depth_to_grid_mesh(

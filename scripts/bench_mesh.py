@@ -70,7 +70,7 @@ def synthetic_scene(size: int = SIZE, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 
 def run_path(path: str, inputs: Path, result_file: Path) -> None:
-    home = Path(tempfile.mkdtemp(prefix="image-to-mesh-bench-"))
+    home = result_file.with_suffix(".home")  # in the driver's temporary folder, removed with it
     os.environ["BLENDER_USER_RESOURCES"] = str(home / "user")
     os.environ["XDG_CACHE_HOME"] = str(home / "cache")
     import bpy
@@ -137,7 +137,7 @@ def _build_with_from_pydata(record, scene, camera_to_world: np.ndarray):
     import bpy
 
     world = record.vertices @ camera_to_world.T
-    world -= (world.min(axis=0) + world.max(axis=0)) / 2  # as build_objects centres it
+    world -= np.array([(column.min() + column.max()) / 2 for column in world.T])  # centred as build_objects does
     faces = record.quads.tolist() + record.triangles.tolist()
     mesh = bpy.data.meshes.new(record.name)
     mesh.from_pydata(world.tolist(), [], faces)
@@ -181,73 +181,77 @@ def _peak_rss() -> int:
 
 
 def main(repeat: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="image-to-mesh-bench-"))
-    inputs = work / "scene.npz"
-    depth, photo = synthetic_scene()
-    np.savez(inputs, depth=depth, photo=photo)
     runs: dict[str, list[dict]] = {p: [] for p in PATHS}
     load = [os.getloadavg()[0]]
-    for i in range(repeat):
-        for path in PATHS:
-            print(f"run {i + 1}/{repeat}: {path} ...", file=sys.stderr, flush=True)
-            out = work / f"{path}-{i}.json"
-            subprocess.run([sys.executable, __file__, "--path", path, "--inputs", str(inputs), "--result", str(out)],
-                           check=True, stdout=subprocess.DEVNULL)
-            runs[path].append(json.loads(out.read_text()))
-            load.append(os.getloadavg()[0])
+    with tempfile.TemporaryDirectory(prefix="image-to-mesh-bench-") as work:
+        inputs = Path(work) / "scene.npz"
+        depth, photo = synthetic_scene()
+        np.savez(inputs, depth=depth, photo=photo)
+        del depth, photo
+        for i in range(repeat):
+            for path in PATHS:
+                print(f"run {i + 1}/{repeat}: {path} ...", file=sys.stderr, flush=True)
+                out = Path(work) / f"{path}-{i}.json"
+                command = [sys.executable, __file__, "--path", path, "--inputs", str(inputs), "--result", str(out)]
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # Blender's own chatter
+                runs[path].append(json.loads(out.read_text()))
+                load.append(os.getloadavg()[0])
     report(runs, repeat, load)
 
 
 def report(runs: dict[str, list[dict]], repeat: int, load: list[float]) -> None:
-    def median(path, key):
-        return statistics.median(r["stages"].get(key, float("nan")) for r in runs[path])
+    def stage(path: str, key: str) -> list[float]:
+        return [r["stages"].get(key, math.nan) for r in runs[path]]
 
-    def peak(path):
-        return statistics.median(r["peak_rss"] for r in runs[path])
+    def total(path: str) -> list[float]:
+        return [r["stages"]["image_to_mesh"] + r["stages"]["blender build"] for r in runs[path]]
 
-    product, baseline = runs["product"][0], runs["from_pydata"][0]
-    n = product["vertices"]
-    same = all(r["mesh_digest"] == product["mesh_digest"] for path in PATHS for r in runs[path])
-    build_p, build_b = median("product", "blender build"), median("from_pydata", "blender build")
-    total_p = median("product", "image_to_mesh") + build_p
-    rss_p, rss_b = peak("product"), peak("from_pydata")
-    gb = 1e9
+    def row(label: str, product: list[float] | None, baseline: list[float] | None, unit: str = "s") -> None:
+        cells = [f"{statistics.median(v):.3f} {unit}" if v else "-" for v in (product, baseline)]
+        spread = f"  ({min(product):.3f} to {max(product):.3f})" if product and len(product) > 1 else ""
+        print(f"{label:44}{cells[0]:>12}{cells[1]:>14}{spread}")
 
-    print(f"Mesh build, {SIZE} x {SIZE} metric depth map: {n:,} vertices, {product['quads']:,} quads + "
-          f"{product['triangles']:,} triangles")
-    print(f"median of {repeat} runs per path, each in its own process; times exclude interpreter start, "
-          "`import bpy` and input loading")
-    print(f"same vertices, faces, per-corner UVs and edges in both paths: {'yes' if same else 'NO'}")
+    first = runs["product"][0]
+    n = first["vertices"]
+    same = all(r["mesh_digest"] == first["mesh_digest"] for path in PATHS for r in runs[path])
+    build = {path: statistics.median(stage(path, "blender build")) for path in PATHS}
+    seconds = statistics.median(total("product"))
+    rss = {path: statistics.median(r["peak_rss"] for r in runs[path]) / 1e9 for path in PATHS}
+
+    print(f"Mesh build from a {SIZE} x {SIZE} metric depth map: {n:,} vertices, {first['quads']:,} quads, "
+          f"{first['triangles']:,} triangles")
+    print(f"Medians of {repeat} runs per path (product range in brackets), each run its own process; times leave "
+          "out interpreter start, `import bpy` and loading the input.")
+    print(f"Both paths built the same vertices, faces, per-corner UVs and edges: {'yes' if same else 'NO'}")
     print(f"1-minute load average during the runs: {min(load):.1f} to {max(load):.1f} on {os.cpu_count()} CPUs "
           "(other work on the machine slows every figure)")
     print()
-    print(f"{'':42}{'product':>12}{'from_pydata':>14}")
-    print(f"{'image_to_mesh (numpy)':42}{median('product', 'image_to_mesh'):>11.3f}s"
-          f"{median('from_pydata', 'image_to_mesh'):>13.3f}s")
-    print(f"{'  of which grid mesh (depth_to_grid_mesh)':42}{median('product', 'grid mesh'):>11.3f}s"
-          f"{median('from_pydata', 'grid mesh'):>13.3f}s")
-    print(f"{'Blender build':42}{build_p:>11.3f}s{build_b:>13.3f}s")
-    for key, label in (("build_mesh", "mesh (build_mesh)"), ("encode_texture", "texture encode"),
+    print(f"{'':44}{'product':>12}{'from_pydata':>14}")
+    row("image_to_mesh (numpy)", stage("product", "image_to_mesh"), stage("from_pydata", "image_to_mesh"))
+    row("  of which grid mesh (depth_to_grid_mesh)", stage("product", "grid mesh"), stage("from_pydata", "grid mesh"))
+    row("Blender build", stage("product", "blender build"), stage("from_pydata", "blender build"))
+    for key, label in (("build_mesh", "mesh (build_mesh)"), ("encode_texture", "texture encode (JPEG)"),
                        ("build_photo_image", "image datablock"), ("build_photo_material", "material"),
                        ("build_camera", "camera")):
-        print(f"{'  of which ' + label:42}{median('product', key):>11.3f}s{'-':>14}")
-    print(f"{'Blender build, vertices/s':42}{n / build_p / 1e6:>10.2f} M{n / build_b / 1e6:>12.2f} M")
-    print(f"{'depth map to objects (image_to_mesh + build)':42}{total_p:>11.3f}s"
-          f"{median('from_pydata', 'image_to_mesh') + build_b:>13.3f}s")
-    print(f"{'peak RSS':42}{rss_p / gb:>10.2f} GB{rss_b / gb:>11.2f} GB")
-    print(f"{'  of which before the path ran':42}{statistics.median(r['rss_before'] for r in runs['product']) / gb:>10.2f} GB"
-          f"{statistics.median(r['rss_before'] for r in runs['from_pydata']) / gb:>11.2f} GB")
+        row(f"  of which {label}", stage("product", key), None)
+    row("depth map to objects (image_to_mesh + build)", total("product"), total("from_pydata"))
+    row("Blender build, vertices per second", [n / t / 1e6 for t in stage("product", "blender build")],
+        [n / t / 1e6 for t in stage("from_pydata", "blender build")], "M")
+    row("peak RSS", [r["peak_rss"] / 1e9 for r in runs["product"]],
+        [r["peak_rss"] / 1e9 for r in runs["from_pydata"]], "GB")
+    row("  of which before the path ran", [r["rss_before"] / 1e9 for r in runs["product"]],
+        [r["rss_before"] / 1e9 for r in runs["from_pydata"]], "GB")
     print()
-    speedup = build_b / build_p
+    speedup = build["from_pydata"] / build["product"]
     targets = (
         (f"Blender build >= {TARGET_SPEEDUP:g}x faster than from_pydata", f"{speedup:.1f}x", speedup >= TARGET_SPEEDUP),
-        (f"{n / 1e6:.1f} M-vertex mesh, depth map to objects <= {TARGET_SECONDS:g} s", f"{total_p:.2f} s",
-         total_p <= TARGET_SECONDS),
-        (f"product peak RSS <= {TARGET_RSS_GB:g} GB", f"{rss_p / gb:.2f} GB", rss_p <= TARGET_RSS_GB * gb),
+        (f"{n / 1e6:.1f} M-vertex mesh, depth map to objects <= {TARGET_SECONDS:g} s", f"{seconds:.2f} s",
+         seconds <= TARGET_SECONDS),
+        (f"product peak RSS <= {TARGET_RSS_GB:g} GB", f"{rss['product']:.2f} GB", rss["product"] <= TARGET_RSS_GB),
     )
-    print("targets")
+    print("Targets")
     for name, value, met in targets:
-        print(f"  {name:54}{value:>10}   {'met' if met else 'MISSED'}")
+        print(f"  {name:56}{value:>10}   {'met' if met else 'MISSED'}")
 
 
 if __name__ == "__main__":
