@@ -22,6 +22,8 @@ class MeshRecord:
     camera: Intrinsics  # the camera that took the photo, in the photo's original pixels
     report: dict = field(default_factory=dict)  # what ran: method, model, settings, notices, timings
     vertex_normals: np.ndarray | None = None  # (N, 3) float32 unit normals in the camera frame, if predicted
+    edges: np.ndarray | None = None  # (E, 2) int32, every face edge once; None: Blender finds them (slower)
+    corner_edges: np.ndarray | None = None  # (4Q + 3T,) int32, the edge from each corner to the next
 
     @property
     def face_count(self) -> int:

@@ -141,7 +141,7 @@ def image_to_mesh(
     }
     return MeshRecord(
         photo.name, grid.vertices, grid.quads, grid.triangles, grid.uvs, vertex_colors, photo, camera, report,
-        vertex_normals,
+        vertex_normals, grid.edges, grid.corner_edges,
     )
 
 

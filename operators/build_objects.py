@@ -38,7 +38,10 @@ def build_objects(
     centre = np.array([(column.min() + column.max()) / 2 for column in world.T])
     world -= centre
 
-    mesh = build_mesh(record.name, world, record.quads, record.triangles, record.uvs, record.vertex_colors)
+    mesh = build_mesh(
+        record.name, world, record.quads, record.triangles, record.uvs, record.vertex_colors,
+        record.edges, record.corner_edges,
+    )
     image = build_photo_image(record.name, *encode_texture(record.photo))
     mesh.materials.append(build_photo_material(record.name, image))
     mesh_object = bpy.data.objects.new(record.name, mesh)

@@ -291,3 +291,30 @@ def test_default_edge_threshold_is_shared_by_panel_and_cli(empty_scene):
     import cli
 
     assert cli.parse_args(["p.jpg", "-o", "o.glb"]).edge_threshold == DEFAULT_EDGE_THRESHOLD_DEG
+
+
+def test_built_mesh_is_valid_and_its_edges_are_blenders_own(empty_scene, motorcycle_files):
+    # The builder writes the grid's edges itself instead of asking Blender to compute them: they must be
+    # exactly the edges Blender derives from the same faces, and validate() must find nothing to fix.
+    photo, depth, focal = motorcycle_files
+    generate(photo_path=str(photo), depth_path=str(depth), fov=fov_deg(741, focal), resolution=120)
+    mesh = mesh_object(empty_scene).data
+    ours = {tuple(sorted(e.vertices)) for e in mesh.edges}
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    reference = bpy.data.meshes.new("reference")
+    reference.from_pydata(co.reshape(-1, 3).tolist(), [], [list(p.vertices) for p in mesh.polygons])
+    assert ours == {tuple(sorted(e.vertices)) for e in reference.edges}
+    # Each face corner's edge runs from its vertex to the next corner's vertex.
+    starts, totals, corner_vert = face_vertex_lists(mesh)
+    corner_edge = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("edge_index", corner_edge)
+    following = np.arange(len(corner_vert)) + 1
+    last = starts + totals - 1
+    following[last] = starts
+    edge_verts = np.empty(len(mesh.edges) * 2, np.int32)
+    mesh.edges.foreach_get("vertices", edge_verts)
+    edge_verts = np.sort(edge_verts.reshape(-1, 2), axis=1)
+    expected = np.sort(np.stack([corner_vert, corner_vert[following]], axis=1), axis=1)
+    np.testing.assert_array_equal(edge_verts[corner_edge], expected)
+    assert mesh.validate(verbose=False) is False
