@@ -11,7 +11,7 @@ from .errors import InputError
 
 CARDS_FILE = Path(__file__).with_name("model_cards.toml")
 DEFAULT_MODEL = "depth-anything-v2-small"
-OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points")
+OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points", "mask")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class ModelCard:
     input: InputContract
     output_names: tuple[str, ...]
     output_kind: str
+    task: str = "depth"  # "depth" or "mask" (subject masks, inference/masks.py)
 
     @property
     def main_file(self) -> str:
@@ -81,6 +82,7 @@ def model_cards() -> dict[str, ModelCard]:
             ),
             output_names=tuple(out["names"]),
             output_kind=out["kind"],
+            task=raw.get("task", "depth"),
         )
     return cards
 

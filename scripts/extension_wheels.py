@@ -2,8 +2,10 @@
 
 One zip per platform serves both of Blender's Pythons: cp311 (Blender 4.5 LTS and 5.0, numpy 1.26) and cp313
 (5.1 and newer, numpy 2). Left out: what Blender bundles itself (numpy, requests and its dependencies,
-zstandard, Cython, cattrs/attrs: bpy's own requirements), and onnxruntime's dependencies that inference never
-imports (sympy, mpmath, coloredlogs, humanfriendly: used only by its model-conversion tools).
+zstandard, Cython, cattrs/attrs: bpy's own requirements); onnxruntime's dependencies that inference never
+imports (sympy, mpmath, coloredlogs, humanfriendly: used only by its model-conversion tools); and hf-xet,
+which huggingface_hub only uses when importable (without it, downloads take the plain HTTP path whose progress,
+cancel and resume the tests cover, and the linux zip keeps room for the bundled U2-Net-p under 100 MB).
 
     python scripts/extension_wheels.py lock   # resolve requirements/extension.txt for every target -> requirements/wheels.lock
     (the build calls download() for the targets it builds; each file must match the lock's name and SHA-256)
@@ -33,7 +35,7 @@ PLATFORMS = {
 PYTHONS = ("3.11", "3.13")
 BUNDLED_WITH_BLENDER = {"numpy", "requests", "urllib3", "idna", "certifi", "charset-normalizer", "zstandard",
                         "cython", "cattrs", "attrs"}
-UNUSED_AT_RUNTIME = {"sympy", "mpmath", "coloredlogs", "humanfriendly"}
+UNUSED_AT_RUNTIME = {"sympy", "mpmath", "coloredlogs", "humanfriendly", "hf-xet"}
 
 
 def project_name(wheel: str) -> str:
