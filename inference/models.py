@@ -87,8 +87,13 @@ def model_cards() -> dict[str, ModelCard]:
     return cards
 
 
-def model_card(model_id: str) -> ModelCard:
-    cards = model_cards()
+def model_card(model_id: str, task: str = "depth") -> ModelCard:
+    """The card of a model for `task` ("depth" or "mask")."""
+    cards = task_cards(task)
     if model_id not in cards:
-        raise InputError(f"Unknown model '{model_id}': use one of {', '.join(cards)} (see --list-models).")
+        raise InputError(f"Unknown {task} model '{model_id}': use one of {', '.join(cards)} (see --list-models).")
     return cards[model_id]
+
+
+def task_cards(task: str) -> dict[str, ModelCard]:
+    return {card_id: card for card_id, card in model_cards().items() if card.task == task}

