@@ -62,7 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--format", default="glb",
                    help="comma-separated formats written into a folder OUT (default: glb), e.g. glb,blend")
     p.add_argument("--method", default=default.method,
-                   help="auto (default: the depth map if given, else a depth model) | depth-map | model")
+                   help="auto (default: the depth map if given, else a depth model) | depth-map | model | "
+                        "inflate (the subject's mask alone, rounded into a closed object: fully offline)")
     p.add_argument("--model", default=default.model, help="depth model id (default %(default)s; see --list-models)")
     p.add_argument("--model-file", metavar="PATH", help="local weights for --model's card (no hash check)")
     p.add_argument("--list-models", action="store_true",
@@ -87,7 +88,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=default.resolution, help="vertices along the long side (default %(default)s)")
     p.add_argument("--edge-threshold", type=float, default=default.edge_threshold,
                    help="cut faces more oblique to the view than this many degrees (default %(default)s; 90 keeps all)")
-    p.add_argument("--mask", default=default.mask, help="none | alpha (keep only where the photo is opaque)")
+    p.add_argument("--mask", default=default.mask,
+                   help="auto | alpha | u2netp | u2net | grabcut | none, or a mask model id (default: auto when "
+                        "closing or inflating an object, else none)")
+    p.add_argument("--closure", default=default.closure,
+                   help="none | solidify | mirror | inflate: close the subject into a watertight object")
+    p.add_argument("--thickness", type=float, help="solidify thickness in metres (default: 10%% of the width)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--height", type=float, metavar="M", help="the subject's real height in metres")
+    size.add_argument("--width", type=float, metavar="M", help="the subject's real width in metres")
+    p.add_argument("--target-faces", type=int, default=0, metavar="N",
+                   help="decimate to about N faces (Blender's Decimate modifier; 0 keeps every face)")
+    p.add_argument("--smooth", type=int, default=0, metavar="N", help="smoothing iterations (0: none)")
     p.add_argument("--texture-size", type=int, default=default.texture_size, help="long side of the texture in pixels")
     p.add_argument("--json", action="store_true", help="print one JSON object describing the run on stdout")
     return p.parse_args(argv)
@@ -102,12 +114,17 @@ def main(argv: list[str]) -> int:
         method=args.method, model=args.model, model_file=args.model_file,
         depth_kind=args.depth_kind, depth_scale=args.depth_scale, near=args.near, far=args.far,
         fov_deg=args.fov, focal_px=args.focal_px, resolution=args.resolution,
-        edge_threshold=args.edge_threshold, mask=args.mask, texture_size=args.texture_size,
+        edge_threshold=args.edge_threshold, mask=args.mask, closure=args.closure, thickness=args.thickness,
+        height=args.height, width=args.width, texture_size=args.texture_size,
     )
+    from image_to_mesh.operators.finish_mesh import MeshFinish
+
+    finish = MeshFinish(args.target_faces, args.smooth)
     try:
         if args.list_models:
             return _list_models(args)
         settings.check()
+        finish.check()
         jobs = _plan(args)
     except InputError as err:
         return _fail(str(err))
@@ -119,7 +136,7 @@ def main(argv: list[str]) -> int:
         models = _model_access(args)
         for photo, depth_map, outputs in jobs:
             try:
-                result = convert_file(photo, depth_map, outputs, settings, models)
+                result = convert_file(photo, depth_map, outputs, settings, models, finish)
             except InputError as err:
                 failures.append({"photo": str(photo), "error": str(err)})
                 _fail(str(err))

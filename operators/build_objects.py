@@ -18,6 +18,7 @@ from ..inference.photo import encode_texture
 from .build_camera import build_camera, match_render_size, show_photo_behind
 from .build_material import build_photo_image, build_photo_material
 from .build_mesh import build_mesh
+from .finish_mesh import MeshFinish, finish_mesh
 
 # Camera frame (x right, y up, looking down -z) -> world: x -> X, y -> Z, z -> -Y.
 CAMERA_TO_WORLD = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)
@@ -26,16 +27,19 @@ CAMERA_ROTATION = (math.pi / 2, 0.0, 0.0)
 
 
 def build_objects(
-    record: MeshRecord, collection: bpy.types.Collection, scene: bpy.types.Scene
+    record: MeshRecord, collection: bpy.types.Collection, scene: bpy.types.Scene, finish: MeshFinish | None = None
 ) -> tuple[bpy.types.Object, bpy.types.Object, bpy.types.Image]:
     """Link the mesh object and its camera into `collection` and return them with the texture image.
 
     The camera becomes the scene's camera only when the scene has none (the render size then becomes the
-    photo's), so an existing shot is never changed.
+    photo's), so an existing shot is never changed. A closed object gets its origin at the bottom centre of
+    its bounding box, so it stands on the ground at the world origin.
     """
     world = record.vertices @ CAMERA_TO_WORLD.T
     # Column by column: numpy reduces a tall N x 3 array along axis 0 several times slower.
     centre = np.array([(column.min() + column.max()) / 2 for column in world.T])
+    if record.report.get("closure", "none") != "none":
+        centre[2] = world[:, 2].min()
     world -= centre
 
     mesh = build_mesh(
@@ -44,8 +48,12 @@ def build_objects(
     )
     image = build_photo_image(record.name, *encode_texture(record.photo))
     mesh.materials.append(build_photo_material(record.name, image))
+    if record.vertex_normals is not None:  # a model's predicted normals shade finer than the mesh's own
+        mesh.normals_split_custom_set_from_vertices(record.vertex_normals @ CAMERA_TO_WORLD.T)
     mesh_object = bpy.data.objects.new(record.name, mesh)
     collection.objects.link(mesh_object)
+    if finish is not None:
+        finish_mesh(mesh_object, finish)
 
     cam = record.camera
     farthest = float(-record.vertices[:, 2].min())

@@ -11,10 +11,16 @@ from ..inference.depth_sources import ModelAccess
 from ..inference.pipeline import MeshSettings, image_to_mesh
 from .build_objects import build_objects
 from .export import export_objects
+from .finish_mesh import MeshFinish
 
 
 def convert_file(
-    photo: Path, depth_map: Path | None, outputs: list[Path], settings: MeshSettings, models: ModelAccess | None
+    photo: Path,
+    depth_map: Path | None,
+    outputs: list[Path],
+    settings: MeshSettings,
+    models: ModelAccess | None,
+    finish: MeshFinish | None = None,
 ) -> dict:
     """Mesh `photo` (with `depth_map`, or a model), write every output, and describe the run (the CLI's JSON)."""
     start = time.perf_counter()
@@ -23,7 +29,7 @@ def convert_file(
     built = time.perf_counter()
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
-    mesh_object, camera_object, image = build_objects(record, scene.collection, scene)
+    mesh_object, camera_object, image = build_objects(record, scene.collection, scene, finish)
     timings = dict(record.report["timings"], build=time.perf_counter() - built)
 
     exported = time.perf_counter()
@@ -39,6 +45,10 @@ def convert_file(
         "object": mesh_object.name,
         "vertices": len(record.vertices),
         "faces": record.face_count,
+        "mask": record.report["mask"],
+        "closure": record.report["closure"],
+        "scale": record.report["scale"],
+        "quality": record.report["quality"],
         "camera": record.report["camera"],
         "notices": record.report["notices"],
         "timings": timings,

@@ -60,6 +60,7 @@ def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
                 export_format="GLB" if suffix == ".glb" else "GLTF_SEPARATE",
                 use_selection=True,
                 export_cameras=True,
+                export_apply=True,  # smoothing and decimation, if any, are part of the exported mesh
             )
     elif suffix == ".fbx":
         bpy.ops.export_scene.fbx(filepath=filepath, use_selection=True, path_mode="COPY", embed_textures=True)

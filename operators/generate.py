@@ -8,16 +8,16 @@ Adjust Last Operation run the same pipeline synchronously.
 from __future__ import annotations
 
 import bpy
-import numpy as np
 from bpy.props import StringProperty
 
 from ..inference.errors import InputError
-from ..inference.photo import Photo, load_photo, photo_from_pixels
+from ..inference.photo import Photo, load_photo
 from ..inference.pipeline import image_to_mesh
 from .background_job import BackgroundJob
 from .build_objects import build_objects, select_only
 from .model_access import preferences_model_access
-from .settings import mesh_properties, to_mesh_settings
+from .photo_check import image_photo
+from .settings import mesh_properties, to_mesh_finish, to_mesh_settings
 
 
 class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
@@ -106,17 +106,17 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         photo = self._photo()
         settings = to_mesh_settings(self)
         settings.check()
-        if self.depth_source == "MODEL":
+        if self.depth_source != "DEPTH_MAP":
             return photo, None, settings, preferences_model_access(context, self.accept_license)
         if not self.depth_path:
             raise InputError("Choose a depth map for the photo (Depth Map in the Image to Mesh sidebar).")
         return photo, bpy.path.abspath(self.depth_path), settings, None
 
     def _build(self, context, record):
-        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene)
+        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene, to_mesh_finish(self))
         select_only(context.view_layer, [mesh_object])
         camera = record.report["camera"]
-        method = record.report["model"]["name"] if record.report["model"] else "depth map"
+        method = record.report["model"]["name"] if record.report["model"] else record.report["method"]
         self.report(
             {"INFO"},
             f"{record.name} ({method}): {len(record.vertices):,} vertices, {record.face_count:,} faces; "
@@ -137,20 +137,7 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
             image = bpy.data.images.get(self.image_name)
             if image is None:
                 raise InputError(f"There is no image called '{self.image_name}' in this file.")
-            return _image_photo(image)
+            return image_photo(image)
         if not self.photo_path:
             raise InputError("Choose a photo first (Photo in the Image to Mesh sidebar).")
         return load_photo(bpy.path.abspath(self.photo_path))
-
-
-def _image_photo(image: bpy.types.Image) -> Photo:
-    """A photo from an Image datablock: read from its file when it has one (keeps EXIF), else its pixels."""
-    path = bpy.path.abspath(image.filepath) if image.filepath else ""
-    if image.source == "FILE" and image.packed_file is None and path:
-        return load_photo(path)
-    width, height = image.size
-    if width == 0 or height == 0:
-        raise InputError(f"The image '{image.name}' has no pixels (is its file missing?).")
-    pixels = np.empty(width * height * 4, dtype=np.float32)
-    image.pixels.foreach_get(pixels)
-    return photo_from_pixels(image.name, pixels.reshape(height, width, 4))

@@ -8,11 +8,24 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 from ..inference.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION
 from ..inference.models import DEFAULT_MODEL, task_cards
 from ..inference.pipeline import MeshSettings
+from .finish_mesh import MeshFinish
+from .photo_check import refresh_quality
 
 DEPTH_KIND_ITEMS = [
     ("metric", "Metric", "Depth in metres along the camera axis (times Depth Scale)"),
     ("relative-depth", "Relative Depth", "Depth up to an unknown scale and shift; mapped onto Near..Far"),
     ("relative-disparity", "Relative Disparity", "Inverse depth as MiDaS / Depth Anything output it; mapped onto Near..Far"),
+]
+
+
+MASK_ITEMS = [
+    ("default", "Automatic", "A subject mask when closing or inflating an object, none for a relief"),
+    ("auto", "Auto", "The photo's alpha channel if it has one, else U2-Net-p"),
+    ("alpha", "Alpha", "Keep only where the photo is opaque"),
+    ("u2netp", "U2-Net-p", "Salient-object segmentation, bundled (4.6 MB), offline"),
+    ("u2net", "U2-Net", "The full U2-Net (176 MB, downloaded once)"),
+    ("grabcut", "GrabCut", "Refined by colour: for product shots on a clean background"),
+    ("none", "None", "Keep the whole photo"),
 ]
 
 
@@ -28,6 +41,7 @@ def mesh_properties() -> dict:
             items=[
                 ("MODEL", "Depth Model", "Estimate depth from the photo with a depth model (downloaded once)"),
                 ("DEPTH_MAP", "Depth Map File", "A depth map you already have: EXR, PNG, TIFF, PFM or .npy"),
+                ("INFLATE", "Inflate", "Round the subject's silhouette into a closed object: no model, fully offline"),
             ],
         ),
         "model": EnumProperty(name="Model", items=_model_items(), default=DEFAULT_MODEL),
@@ -55,9 +69,33 @@ def mesh_properties() -> dict:
             name="Edge Threshold", default=DEFAULT_EDGE_THRESHOLD_DEG, min=1.0, max=90.0, precision=1,
             description="Faces more oblique to the view than this (degrees) are depth jumps and are cut; 90 keeps all",
         ),
-        "mask": EnumProperty(
-            name="Mask",
-            items=[("none", "None", "Keep the whole photo"), ("alpha", "Alpha", "Keep only where the photo is opaque")],
+        "mask": EnumProperty(name="Mask", items=MASK_ITEMS, default="default"),
+        "closure": EnumProperty(
+            name="Close",
+            items=[
+                ("none", "Open Relief", "Only the surface the photo sees"),
+                ("solidify", "Solidify", "A back at a uniform thickness behind the front"),
+                ("mirror", "Mirror", "The front mirrored about the silhouette: a guess at the hidden back"),
+                ("inflate", "Inflate", "Rounded like a balloon from the silhouette, with the depth's detail on top"),
+            ],
+        ),
+        "thickness": FloatProperty(
+            name="Thickness", default=0.0, min=0.0, unit="LENGTH", description="Solidify thickness; 0 = 10 % of the width",
+        ),
+        "height": FloatProperty(
+            name="Real Height", default=0.0, min=0.0, unit="LENGTH",
+            description="The subject's real height (its extent along the photo's vertical); 0 = no scale",
+        ),
+        "width": FloatProperty(
+            name="Real Width", default=0.0, min=0.0, unit="LENGTH",
+            description="The subject's real width, used when Real Height is 0; 0 = no scale",
+        ),
+        "target_faces": IntProperty(
+            name="Target Faces", default=0, min=0, description="Decimate to about this many faces; 0 keeps every face",
+        ),
+        "smooth": IntProperty(name="Smooth", default=0, min=0, max=100, description="Smoothing iterations; 0 = none"),
+        "apply_finish": BoolProperty(
+            name="Apply", description="Bake smoothing and decimation into the mesh instead of keeping modifiers",
         ),
     }
 
@@ -67,9 +105,15 @@ class ImageToMeshSettings(bpy.types.PropertyGroup):
         "photo_source": EnumProperty(
             name="Photo Source",
             items=[("FILE", "File", "A photo file on disk"), ("IMAGE", "Image", "An image already in this .blend")],
+            update=refresh_quality,
         ),
-        "photo_path": StringProperty(name="Photo", subtype="FILE_PATH", description="The photo to turn into a mesh"),
-        "image": PointerProperty(name="Image", type=bpy.types.Image, description="An image already in this .blend"),
+        "photo_path": StringProperty(
+            name="Photo", subtype="FILE_PATH", description="The photo to turn into a mesh", update=refresh_quality,
+        ),
+        "image": PointerProperty(
+            name="Image", type=bpy.types.Image, description="An image already in this .blend", update=refresh_quality,
+        ),
+        "quality_report": StringProperty(options={"HIDDEN", "SKIP_SAVE"}),
         **mesh_properties(),
     }
 
@@ -77,7 +121,7 @@ class ImageToMeshSettings(bpy.types.PropertyGroup):
 def to_mesh_settings(props) -> MeshSettings:
     """MeshSettings from the operator's (or the scene's) properties."""
     return MeshSettings(
-        method="model" if props.depth_source == "MODEL" else "depth-map",
+        method={"MODEL": "model", "DEPTH_MAP": "depth-map", "INFLATE": "inflate"}[props.depth_source],
         model=props.model,
         depth_kind=props.depth_kind,
         depth_scale=props.depth_scale,
@@ -86,5 +130,13 @@ def to_mesh_settings(props) -> MeshSettings:
         fov_deg=props.fov or None,
         resolution=props.resolution,
         edge_threshold=props.edge_threshold,
-        mask=props.mask,
+        mask=None if props.mask == "default" else props.mask,
+        closure=props.closure,
+        thickness=props.thickness or None,
+        height=props.height or None,
+        width=None if props.height else props.width or None,
     )
+
+
+def to_mesh_finish(props) -> MeshFinish:
+    return MeshFinish(props.target_faces, props.smooth, props.apply_finish)

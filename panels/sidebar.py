@@ -4,6 +4,7 @@ import bpy
 
 from ..inference.models import model_card
 from ..operators.model_access import model_status
+from ..operators.photo_check import quality_lines
 
 
 class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
@@ -23,10 +24,18 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
             layout.prop(settings, "photo_path")
         else:
             layout.template_ID(settings, "image", open="image.open")
+        lines = quality_lines(settings)
+        if lines:
+            advice = layout.box().column(align=True)
+            advice.label(text="Photo check", icon="CAMERA_DATA")
+            for line in lines:
+                advice.label(text=line)
 
         depth = layout.column(heading="Depth")
         depth.prop(settings, "depth_source")
-        if settings.depth_source == "MODEL":
+        if settings.depth_source == "INFLATE":
+            relative = False
+        elif settings.depth_source == "MODEL":
             depth.prop(settings, "model")
             depth.label(text=model_status(context, settings.model), icon="FILE_3D")
             if not model_card(settings.model).commercial:
@@ -40,7 +49,7 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
             depth.prop(settings, "near")
             depth.prop(settings, "far")
             depth.label(text="Relative depth has no true scale: Near and Far set it.", icon="INFO")
-        else:
+        elif settings.depth_source != "INFLATE":
             depth.prop(settings, "depth_scale")
 
         mesh = layout.column(heading="Mesh")
@@ -48,5 +57,18 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
         mesh.prop(settings, "resolution")
         mesh.prop(settings, "edge_threshold")
         mesh.prop(settings, "mask")
+
+        solid = layout.column(heading="Object")
+        solid.prop(settings, "closure")
+        if settings.closure == "solidify":
+            solid.prop(settings, "thickness")
+        solid.prop(settings, "height")
+        if not settings.height:
+            solid.prop(settings, "width")
+        if settings.depth_source != "DEPTH_MAP" and not (settings.height or settings.width):
+            solid.label(text="A photo has no scale: give a real height or width.", icon="INFO")
+        solid.prop(settings, "target_faces")
+        solid.prop(settings, "smooth")
+        solid.prop(settings, "apply_finish")
 
         layout.operator("image_to_mesh.generate", icon="MESH_GRID")
