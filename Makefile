@@ -34,9 +34,12 @@ samples/motorcycle.png: scripts/middlebury_sample.py $(VENV)/.installed
 $(GLTF_VALIDATOR):
 	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) gltf-validator@2.0.0-dev.3.10
 
-demo: setup samples/motorcycle.png
-	$(PY) cli.py samples/motorcycle.png --depth-map samples/motorcycle_depth.exr --focal-px 994.978 \
-		-o out/motorcycle.glb -o out/motorcycle.blend
+samples/coffee.png: scripts/product_sample.py $(VENV)/.installed
+	$(PY) scripts/product_sample.py samples
+
+# The main job, fully offline: a product photo -> subject mask -> inflated, closed, textured object, 16 cm wide.
+demo: setup samples/coffee.png
+	$(PY) cli.py samples/coffee.png --method inflate --width 0.16 -o out/coffee.glb -o out/coffee.blend
 
 test: setup $(GLTF_VALIDATOR)
 	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q

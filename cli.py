@@ -251,6 +251,8 @@ def _print_result(result: dict) -> None:
         f"{result['inputs']['photo']} -> {outputs} ({result['vertices']:,} vertices, {result['faces']:,} faces, "
         f"{result['timings']['total']:.2f} s)"
     )
+    for advice in result["quality"]["summary"]:
+        print(f"  photo: {advice}")
     for notice in result["notices"]:
         print(f"  note: {notice}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import bpy
+import numpy as np
 
 from ..inference.errors import InputError
 
@@ -22,18 +23,25 @@ class MeshFinish:
 
 def finish_mesh(obj: bpy.types.Object, finish: MeshFinish) -> None:
     """Add the Smooth and Decimate modifiers `finish` asks for, and apply them if it says so."""
-    faces = len(obj.data.polygons)
     if finish.smooth:
         smooth = obj.modifiers.new("Smooth", "SMOOTH")
         smooth.factor, smooth.iterations = 0.5, finish.smooth
-    if 0 < finish.target_faces < faces:
+    triangles = _triangle_count(obj.data) if finish.target_faces else 0
+    if 0 < finish.target_faces < triangles:
         decimate = obj.modifiers.new("Decimate", "DECIMATE")
-        decimate.ratio = finish.target_faces / faces
+        decimate.ratio = finish.target_faces / triangles
     if finish.apply and obj.modifiers:
         evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
         baked = bpy.data.meshes.new_from_object(evaluated)
-        old = obj.data
+        old, name = obj.data, obj.data.name
         obj.modifiers.clear()
         obj.data = baked
-        baked.name = old.name
         bpy.data.meshes.remove(old)
+        baked.name = name
+
+
+def _triangle_count(mesh: bpy.types.Mesh) -> int:
+    """Decimate's ratio counts triangles: an n-gon is n - 2 of them."""
+    corners = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("loop_total", corners)
+    return int((corners - 2).sum())
