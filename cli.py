@@ -101,6 +101,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="decimate to about N faces (Blender's Decimate modifier; 0 keeps every face)")
     p.add_argument("--smooth", type=int, default=0, metavar="N", help="smoothing iterations (0: none)")
     p.add_argument("--texture-size", type=int, default=default.texture_size, help="long side of the texture in pixels")
+    p.add_argument("--check-photo", action="store_true",
+                   help="only check the photos (resolution, sharpness, subject coverage, contrast, exposure, "
+                        "highlights) and print the advice; nothing is written")
     p.add_argument("--json", action="store_true", help="print one JSON object describing the run on stdout")
     return p.parse_args(argv)
 
@@ -117,13 +120,17 @@ def main(argv: list[str]) -> int:
         edge_threshold=args.edge_threshold, mask=args.mask, closure=args.closure, thickness=args.thickness,
         height=args.height, width=args.width, texture_size=args.texture_size,
     )
-    from image_to_mesh.operators.finish_mesh import MeshFinish
 
-    finish = MeshFinish(args.target_faces, args.smooth)
     try:
         if args.list_models:
             return _list_models(args)
+        if args.check_photo:
+            return _check_photos(args)
         settings.check()
+        with _stdout_to_stderr(args.json):  # importing Blender may log on stdout, which is the JSON's
+            from image_to_mesh.operators.finish_mesh import MeshFinish
+
+        finish = MeshFinish(args.target_faces, args.smooth)
         finish.check()
         jobs = _plan(args)
     except InputError as err:
@@ -164,6 +171,25 @@ def _model_access(args):
 def _progress_line(name: str, done: int, total: int) -> None:
     end = "\n" if total and done >= total else ""
     print(f"\rDownloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end=end, file=sys.stderr, flush=True)
+
+
+def _check_photos(args) -> int:
+    """The photographer's checklist for each photo, before any conversion (InputError for unreadable ones)."""
+    from image_to_mesh.inference.masks import BUNDLED_U2NETP, subject_mask
+    from image_to_mesh.inference.photo import load_photo
+    from image_to_mesh.inference.photo_quality import assess_photo, format_quality
+
+    reports = {}
+    for path in args.photos:
+        photo = load_photo(path, max_side=1024)
+        reports[path] = assess_photo(photo, subject_mask(photo, "auto", BUNDLED_U2NETP)[0])
+        if not args.json:
+            print(f"{path}:")
+            for line in format_quality(reports[path]):
+                print(f"  {line}")
+    if args.json:
+        print(json.dumps({"quality": reports}, indent=2))
+    return 0
 
 
 def _list_models(args) -> int:

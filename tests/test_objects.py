@@ -138,3 +138,15 @@ def test_sidebar_checks_the_photo_before_running(empty_scene, coffee, tmp_path):
 
     labels = [kwargs.get("text", "") for name, _, kwargs in draw_panel(empty_scene).log if name == "label"]
     assert "Photo check" in labels and any(label.startswith("Sharpness") for label in labels)
+
+
+def test_cli_checks_photos_before_converting(coffee, tmp_path):
+    blurred = tmp_path / "blurred.png"
+    Image.open(coffee).filter(ImageFilter.GaussianBlur(3)).save(blurred)
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), str(coffee), str(blurred), "--check-photo", "--json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    quality = json.loads(run.stdout)["quality"]
+    assert quality[str(coffee)]["sharpness"]["verdict"] == "good"
+    assert quality[str(blurred)]["sharpness"]["verdict"] == "poor"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blurred.png"]  # nothing written
