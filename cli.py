@@ -91,6 +91,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mask", default=default.mask,
                    help="auto | alpha | u2netp | u2net | grabcut | none, or a mask model id (default: auto when "
                         "closing or inflating an object, else none)")
+    p.add_argument("--feather", type=float, default=default.feather, metavar="PX",
+                   help="fade the texture out over this many photo pixels inside the mask's edge (default 0)")
     p.add_argument("--closure", default=default.closure,
                    help="none | solidify | mirror | inflate: close the subject into a watertight object")
     p.add_argument("--thickness", type=float, help="solidify thickness in metres (default: 10%% of the width)")
@@ -117,7 +119,8 @@ def main(argv: list[str]) -> int:
         method=args.method, model=args.model, model_file=args.model_file,
         depth_kind=args.depth_kind, depth_scale=args.depth_scale, near=args.near, far=args.far,
         fov_deg=args.fov, focal_px=args.focal_px, resolution=args.resolution,
-        edge_threshold=args.edge_threshold, mask=args.mask, closure=args.closure, thickness=args.thickness,
+        edge_threshold=args.edge_threshold, mask=args.mask, feather=args.feather, closure=args.closure,
+        thickness=args.thickness,
         height=args.height, width=args.width, texture_size=args.texture_size,
     )
 

@@ -9,7 +9,7 @@ turns the front surface into a closed object, and --height/--width give it a rea
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from .depth_map import load_depth_map, size_notice
 from .depth_sources import ModelAccess, run_depth_model
 from .errors import InputError
 from .grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION, depth_to_grid_mesh, grid_size, sample_nearest
-from .masks import BUNDLED_U2NETP, MASK_MODES, subject_mask
+from .masks import BUNDLED_U2NETP, MASK_MODES, feather_alpha, subject_mask
 from .mesh_record import MeshRecord
 from .models import DEFAULT_MODEL, model_card, task_cards
 from .photo import Photo, load_photo
@@ -47,6 +47,7 @@ class MeshSettings:
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD_DEG  # degrees, see grid_mesh
     mask: str | None = None  # None: "auto" when closing or inflating an object, else "none"
     closure: str = "none"
+    feather: float = 0.0  # photo pixels: the texture fades out over this band inside the mask's edge
     thickness: float | None = None  # metres, for solidify (None: 10 % of the object's width)
     height: float | None = None  # metres: the subject's extent along the photo's vertical
     width: float | None = None  # metres: the subject's extent along the photo's horizontal
@@ -90,6 +91,8 @@ class MeshSettings:
             raise InputError("--method inflate shapes the subject from its mask: choose a mask other than 'none'.")
         if self.height is not None and self.width is not None:
             raise InputError("Give the subject's real height or its width, not both.")
+        if not self.feather >= 0:
+            raise InputError(f"The feather must be zero or a positive number of pixels, not {self.feather:g}.")
         for name in ("height", "width", "thickness"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -120,6 +123,9 @@ def image_to_mesh(
     start = time.perf_counter()
     mask, mask_report = _subject(photo, settings, models)
     quality = assess_photo(photo, mask)
+    if settings.feather and mask is not None:  # soft texture edges instead of a fringe of background colour
+        alpha = feather_alpha(mask, settings.feather * photo.size[0] / photo.source_size[0])
+        photo = replace(photo, alpha=(alpha * 255 + 0.5).astype(np.uint8))
     timings["mask"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -25,7 +25,8 @@ def build_photo_image(name: str, data: bytes, suffix: str) -> bpy.types.Image:
     return image
 
 
-def build_photo_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+def build_photo_material(name: str, image: bpy.types.Image, use_alpha: bool = False) -> bpy.types.Material:
+    """Principled BSDF with the photo as Base Color, and as Alpha when the texture carries a mask's edge."""
     material = bpy.data.materials.new(name)
     if bpy.app.version < (5, 0, 0):
         material.use_nodes = True  # deprecated from 5.0, where materials always have nodes
@@ -36,4 +37,6 @@ def build_photo_material(name: str, image: bpy.types.Image) -> bpy.types.Materia
     texture.image = image
     texture.location = (bsdf.location.x - 400, bsdf.location.y)
     material.node_tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
+    if use_alpha:
+        material.node_tree.links.new(texture.outputs["Alpha"], bsdf.inputs["Alpha"])
     return material

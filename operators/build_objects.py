@@ -47,7 +47,7 @@ def build_objects(
         record.edges, record.corner_edges,
     )
     image = build_photo_image(record.name, *encode_texture(record.photo))
-    mesh.materials.append(build_photo_material(record.name, image))
+    mesh.materials.append(build_photo_material(record.name, image, use_alpha=record.photo.alpha is not None))
     if record.vertex_normals is not None:  # a model's predicted normals shade finer than the mesh's own
         mesh.normals_split_custom_set_from_vertices(record.vertex_normals @ CAMERA_TO_WORLD.T)
     mesh_object = bpy.data.objects.new(record.name, mesh)

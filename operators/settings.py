@@ -70,6 +70,10 @@ def mesh_properties() -> dict:
             description="Faces more oblique to the view than this (degrees) are depth jumps and are cut; 90 keeps all",
         ),
         "mask": EnumProperty(name="Mask", items=MASK_ITEMS, default="default"),
+        "feather": FloatProperty(
+            name="Feather", default=0.0, min=0.0, soft_max=50.0, subtype="PIXEL",
+            description="Fade the texture out over this many photo pixels inside the mask's edge",
+        ),
         "closure": EnumProperty(
             name="Close",
             items=[
@@ -131,6 +135,7 @@ def to_mesh_settings(props) -> MeshSettings:
         resolution=props.resolution,
         edge_threshold=props.edge_threshold,
         mask=None if props.mask == "default" else props.mask,
+        feather=props.feather,
         closure=props.closure,
         thickness=props.thickness or None,
         height=props.height or None,

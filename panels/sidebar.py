@@ -57,6 +57,8 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
         mesh.prop(settings, "resolution")
         mesh.prop(settings, "edge_threshold")
         mesh.prop(settings, "mask")
+        if settings.mask != "none":
+            mesh.prop(settings, "feather")
 
         solid = layout.column(heading="Object")
         solid.prop(settings, "closure")

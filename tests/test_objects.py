@@ -150,3 +150,15 @@ def test_cli_checks_photos_before_converting(coffee, tmp_path):
     assert quality[str(coffee)]["sharpness"]["verdict"] == "good"
     assert quality[str(blurred)]["sharpness"]["verdict"] == "poor"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blurred.png"]  # nothing written
+
+
+def test_feathered_mask_gives_the_texture_soft_edges(empty_scene, coffee):
+    assert generate(photo_path=str(coffee), depth_source="INFLATE", feather=8.0) == {"FINISHED"}
+    material = the_mesh(empty_scene).active_material
+    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    (link,) = bsdf.inputs["Alpha"].links
+    image = link.from_node.image
+    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    alpha = pixels[3::4]
+    assert (alpha == 0).any() and (alpha == 1).any() and ((alpha > 0.05) & (alpha < 0.95)).mean() > 0.005
