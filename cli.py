@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
