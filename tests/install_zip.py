@@ -26,8 +26,12 @@ bpy.context.preferences.addons[addon].preferences.models_folder = models
 
 bpy.ops.wm.read_homefile(use_empty=True)
 result = bpy.ops.image_to_mesh.generate(photo_path=photo, depth_source="MODEL", model="midas-v21-small")
-meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+mesh_vertices = [len(o.data.vertices) for o in bpy.context.scene.objects if o.type == "MESH"]
+cameras = [o.name for o in bpy.context.scene.objects if o.type == "CAMERA"]
 bpy.ops.wm.save_as_mainfile(filepath=os.path.join(out, "installed.blend"))
+# Offline object: the U²-Net-p that the zip carries finds the subject, no download.
+bpy.ops.wm.read_homefile(use_empty=True)
+inflated = bpy.ops.image_to_mesh.generate(photo_path=photo, depth_source="INFLATE", height=0.1)
 
 import cv2  # noqa: E402
 import onnxruntime  # noqa: E402
@@ -38,7 +42,8 @@ print(json.dumps({
     "installed": str(installed),
     "enabled": addon in bpy.context.preferences.addons,
     "operator": sorted(result),
-    "mesh_vertices": [len(o.data.vertices) for o in meshes],
-    "cameras": [o.name for o in bpy.context.scene.objects if o.type == "CAMERA"],
+    "inflate": sorted(inflated),
+    "mesh_vertices": mesh_vertices,
+    "cameras": cameras,
     "modules": {m.__name__: m.__file__ for m in (onnxruntime, cv2, PIL)},
 }))

@@ -155,7 +155,7 @@ def test_zip_installs_into_a_fresh_blender_and_runs_on_its_bundled_wheels(
                           str(models), str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result["enabled"] and result["operator"] == ["FINISHED"]
+    assert result["enabled"] and result["operator"] == ["FINISHED"] and result["inflate"] == ["FINISHED"]
     assert result["mesh_vertices"][0] > 10_000 and result["cameras"] == ["halves camera"]
     wheels_site = str(Path(result["home"]) / "user" / "extensions" / ".local")
     assert all(path.startswith(wheels_site) for path in result["modules"].values()), result["modules"]
