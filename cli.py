@@ -177,14 +177,13 @@ def _progress_line(name: str, done: int, total: int) -> None:
 
 def _check_photos(args) -> int:
     """The photographer's checklist for each photo, before any conversion (InputError for unreadable ones)."""
-    from image_to_mesh.inference.masks import BUNDLED_U2NETP, subject_mask
     from image_to_mesh.inference.photo import load_photo
-    from image_to_mesh.inference.photo_quality import assess_photo, format_quality
+    from image_to_mesh.inference.photo_quality import format_quality
+    from image_to_mesh.inference.pipeline import PHOTO_CHECK_SIDE, check_photo
 
     reports = {}
     for path in args.photos:
-        photo = load_photo(path, max_side=1024)
-        reports[path] = assess_photo(photo, subject_mask(photo, "auto", BUNDLED_U2NETP)[0])
+        reports[path] = check_photo(load_photo(path, max_side=PHOTO_CHECK_SIDE))
         if not args.json:
             print(f"{path}:")
             for line in format_quality(reports[path]):

@@ -215,6 +215,14 @@ def image_to_mesh(
     )
 
 
+PHOTO_CHECK_SIDE = 1024  # the photo check works at this long side: load photos for it no larger
+
+
+def check_photo(photo: Photo) -> dict:
+    """The photographer's checklist for a photo, its subject found the way an object's is (alpha or U²-Net-p)."""
+    return assess_photo(photo, subject_mask(photo, "auto", BUNDLED_U2NETP)[0])
+
+
 def _method(settings: MeshSettings, depth, models) -> str:
     """What gives the depth: "depth-map", "model" or "inflate"."""
     if settings.method == "inflate":

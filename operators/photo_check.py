@@ -12,11 +12,9 @@ import bpy
 import numpy as np
 
 from ..inference.errors import InputError
-from ..inference.masks import BUNDLED_U2NETP, subject_mask
 from ..inference.photo import Photo, load_photo, photo_from_pixels
-from ..inference.photo_quality import assess_photo, format_quality
-
-_CHECK_SIDE = 1024  # the checks work at this size anyway
+from ..inference.photo_quality import format_quality
+from ..inference.pipeline import PHOTOPHOTO_CHECK_SIDE, check_photo
 
 
 def refresh_quality(settings, _context=None) -> None:
@@ -26,8 +24,7 @@ def refresh_quality(settings, _context=None) -> None:
         if photo is None:
             settings.quality_report = ""
             return
-        mask, _ = subject_mask(photo, "auto", BUNDLED_U2NETP)
-        settings.quality_report = json.dumps(assess_photo(photo, mask))
+        settings.quality_report = json.dumps(check_photo(photo))
     except InputError as err:
         settings.quality_report = json.dumps({"error": str(err)})
 
@@ -55,5 +52,5 @@ def image_photo(image: bpy.types.Image, max_side: int = 4096) -> Photo:
 
 def _chosen_photo(settings) -> Photo | None:
     if settings.photo_source == "IMAGE":
-        return image_photo(settings.image, _CHECK_SIDE) if settings.image else None
-    return load_photo(bpy.path.abspath(settings.photo_path), _CHECK_SIDE) if settings.photo_path else None
+        return image_photo(settings.image, PHOTO_CHECK_SIDE) if settings.image else None
+    return load_photo(bpy.path.abspath(settings.photo_path), PHOTO_CHECK_SIDE) if settings.photo_path else None
