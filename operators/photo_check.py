@@ -14,7 +14,7 @@ import numpy as np
 from ..inference.errors import InputError
 from ..inference.photo import Photo, load_photo, photo_from_pixels
 from ..inference.photo_quality import format_quality
-from ..inference.pipeline import PHOTOPHOTO_CHECK_SIDE, check_photo
+from ..inference.pipeline import PHOTO_CHECK_SIDE, check_photo
 
 
 def refresh_quality(settings, _context=None) -> None:
