@@ -130,7 +130,7 @@ def main(argv: list[str]) -> int:
             return _check_photos(args)
         settings.check()
         with _stdout_to_stderr(args.json):  # importing Blender may log on stdout, which is the JSON's
-            from image_to_mesh.operators.finish_mesh import MeshFinish
+            from image_to_mesh.operators.builders.finish import MeshFinish
 
         finish = MeshFinish(args.target_faces, args.smooth)
         finish.check()
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
 
     results, failures = [], []
     with _stdout_to_stderr(args.json):
-        from image_to_mesh.operators.convert import convert_file
+        from image_to_mesh.operators.builders.convert import convert_file
 
         models = _model_access(args)
         for photo, depth_map, outputs in jobs:
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
 def _model_access(args):
     """Models for this run: the extension's models folder (or --cache-dir), downloads only when online."""
     import bpy
-    from image_to_mesh.inference.depth_sources import ModelAccess
+    from image_to_mesh.inference.depth.sources import ModelAccess
     from image_to_mesh.operators.model_access import model_store
 
     if args.online:
@@ -177,8 +177,8 @@ def _progress_line(name: str, done: int, total: int) -> None:
 
 def _check_photos(args) -> int:
     """The photographer's checklist for each photo, before any conversion (InputError for unreadable ones)."""
-    from image_to_mesh.inference.photo import load_photo
-    from image_to_mesh.inference.photo_quality import format_quality
+    from image_to_mesh.inference.photo.photo import load_photo
+    from image_to_mesh.inference.photo.quality import format_quality
     from image_to_mesh.inference.pipeline import PHOTO_CHECK_SIDE, check_photo
 
     reports = {}
@@ -194,7 +194,7 @@ def _check_photos(args) -> int:
 
 
 def _list_models(args) -> int:
-    from image_to_mesh.inference.models import model_cards
+    from image_to_mesh.inference.runtime.cards import model_cards
 
     store = _model_access(args).store
     for card in model_cards().values():
@@ -205,9 +205,9 @@ def _list_models(args) -> int:
 
 def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
     """(photo, depth map or None, output files) for every photo, or InputError before anything is written."""
-    from image_to_mesh.inference.depth_map import DEPTH_MAP_SUFFIXES
+    from image_to_mesh.inference.depth.files import DEPTH_MAP_SUFFIXES
     from image_to_mesh.inference.errors import InputError
-    from image_to_mesh.operators.export import EXPORT_SUFFIXES
+    from image_to_mesh.operators.builders.export import EXPORT_SUFFIXES
 
     if not args.photos:
         raise InputError("Give at least one photo (or --list-models).")

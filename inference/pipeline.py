@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import Intrinsics, photo_intrinsics
-from .closure import CLOSURES, close_surface, inflate_depth
-from .depth_kinds import DEPTH_KINDS, to_metric_depth
-from .depth_map import load_depth_map, size_notice
-from .depth_sources import ModelAccess, run_depth_model
+from .geometry.camera import Intrinsics, photo_intrinsics
+from .geometry.closure import CLOSURES, close_surface, inflate_depth
+from .depth.kinds import DEPTH_KINDS, to_metric_depth
+from .depth.files import load_depth_map, size_notice
+from .depth.sources import ModelAccess, run_depth_model
 from .errors import InputError
-from .grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION, depth_to_grid_mesh, grid_size, sample_nearest
-from .masks import BUNDLED_U2NETP, MASK_MODES, feather_alpha, subject_mask
-from .mesh_record import MeshRecord
-from .models import DEFAULT_MODEL, model_card, task_cards
-from .photo import Photo, load_photo
-from .photo_quality import assess_photo
+from .geometry.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION, depth_to_grid_mesh, grid_size, sample_nearest
+from .masks.subject import BUNDLED_U2NETP, MASK_MODES, feather_alpha, subject_mask
+from .record import MeshRecord
+from .runtime.cards import DEFAULT_MODEL, model_card, task_cards
+from .photo.photo import Photo, load_photo
+from .photo.quality import assess_photo
 
 METHODS = ("auto", "depth-map", "model", "inflate")
 # A photo holds no scale: without --height/--width an inflated object's silhouette is placed this far away.

@@ -3,7 +3,7 @@
 import bpy
 
 from .generate import IMAGE_TO_MESH_OT_generate
-from .settings import ImageToMeshSettings
+from .properties import ImageToMeshSettings
 
 _CLASSES = (ImageToMeshSettings, IMAGE_TO_MESH_OT_generate)
 

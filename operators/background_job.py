@@ -29,7 +29,7 @@ class BackgroundJob:
         return self._thread is not None and not self._thread.is_alive()
 
     def progress(self, name: str, done: int, total: int) -> None:
-        """Download progress, in the shape inference.model_store reports it."""
+        """Download progress, in the shape inference.runtime.store reports it."""
         self.status = f"Downloading {name}: {done / 1e6:.0f} / {total / 1e6:.0f} MB (Esc cancels)"
         self.fraction = done / total if total else 0.0
 

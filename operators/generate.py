@@ -11,13 +11,13 @@ import bpy
 from bpy.props import StringProperty
 
 from ..inference.errors import InputError
-from ..inference.photo import Photo, load_photo
+from ..inference.photo.photo import Photo, load_photo
 from ..inference.pipeline import image_to_mesh
 from .background_job import BackgroundJob
-from .build_objects import build_objects, select_only
+from .builders.objects import build_objects, select_only
 from .model_access import preferences_model_access
 from .photo_check import image_photo
-from .settings import mesh_properties, to_mesh_finish, to_mesh_settings
+from .properties import mesh_properties, to_mesh_finish, to_mesh_settings
 
 
 class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import bpy
 
-from ..inference.depth_sources import ModelAccess
-from ..inference.model_store import ModelStore
-from ..inference.models import model_card
+from ..inference.depth.sources import ModelAccess
+from ..inference.runtime.store import ModelStore
+from ..inference.runtime.cards import model_card
 
 _EXTENSION_ID = "image_to_mesh"
 
@@ -23,7 +23,7 @@ def models_folder() -> Path:
     package = __package__.rsplit(".", 1)[0]
     if package.startswith("bl_ext."):
         return Path(bpy.utils.extension_path_user(package, path="models", create=True))
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[1]
     extensions = Path(bpy.utils.user_resource("EXTENSIONS"))
     repo = root.parent.name if root.parent.parent == extensions else "user_default"
     return extensions / ".user" / repo / _EXTENSION_ID / "models"

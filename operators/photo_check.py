@@ -12,8 +12,8 @@ import bpy
 import numpy as np
 
 from ..inference.errors import InputError
-from ..inference.photo import Photo, load_photo, photo_from_pixels
-from ..inference.photo_quality import format_quality
+from ..inference.photo.photo import Photo, load_photo, photo_from_pixels
+from ..inference.photo.quality import format_quality
 from ..inference.pipeline import PHOTO_CHECK_SIDE, check_photo
 
 

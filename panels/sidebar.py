@@ -2,7 +2,7 @@
 
 import bpy
 
-from ..inference.models import model_card
+from ..inference.runtime.cards import model_card
 from ..operators.model_access import model_status
 from ..operators.photo_check import quality_lines
 

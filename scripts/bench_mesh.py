@@ -80,7 +80,7 @@ def run_path(path: str, inputs: Path, result_file: Path) -> None:
 
     cli.load_package()
     from image_to_mesh.inference import pipeline
-    from image_to_mesh.inference.photo import Photo
+    from image_to_mesh.inference.photo.photo import Photo
     from image_to_mesh.operators import build_objects as objects_module
 
     with np.load(inputs) as data:

@@ -48,8 +48,8 @@ def _raise(err):
 
 _enable_checkout_as_extension()
 cli.load_package()
-# OpenCV reads EXR only if OPENCV_IO_ENABLE_OPENEXR is set before its first EXR read: inference.depth_map sets it.
-from image_to_mesh.inference import depth_map  # noqa: E402,F401
+# OpenCV reads EXR only if OPENCV_IO_ENABLE_OPENEXR is set before its first EXR read: inference.depth.files sets it.
+from image_to_mesh.inference.depth import files  # noqa: E402,F401
 import cv2  # noqa: E402
 
 

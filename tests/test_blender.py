@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from conftest import ROOT
-from image_to_mesh.inference.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG
+from image_to_mesh.inference.geometry.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG
 from mathutils import Vector
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from image_to_mesh.inference.camera import Intrinsics
-from image_to_mesh.inference.closure import CLOSURES, close_surface, inflate_depth, inflation_height
-from image_to_mesh.inference.grid_mesh import depth_to_grid_mesh
+from image_to_mesh.inference.geometry.camera import Intrinsics
+from image_to_mesh.inference.geometry.closure import CLOSURES, close_surface, inflate_depth, inflation_height
+from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh
 
 SIZE = 64
 FOCAL = 60.0

@@ -48,7 +48,7 @@ sys.path.insert(0, {str(ROOT)!r})
 import cli
 cli.load_package()
 import numpy as np
-from image_to_mesh.inference.photo import Photo
+from image_to_mesh.inference.photo.photo import Photo
 from image_to_mesh.inference.pipeline import image_to_mesh
 photo = Photo("plain", np.zeros((30, 40, 3), np.uint8), None, (40, 30))
 record = image_to_mesh(photo, np.full((30, 40), 2.0, np.float32))
@@ -73,8 +73,8 @@ def linux_zip(tmp_path_factory):
 
 def test_linux_zip_holds_the_extension_and_its_wheels_for_both_pythons_and_no_workshop(linux_zip):
     names = zipfile.ZipFile(linux_zip).namelist()
-    for required in ("blender_manifest.toml", "__init__.py", "cli.py", "inference/grid_mesh.py",
-                     "inference/model_cards.toml", "operators/generate.py", "panels/sidebar.py",
+    for required in ("blender_manifest.toml", "__init__.py", "cli.py", "inference/geometry/grid_mesh.py",
+                     "inference/runtime/model_cards.toml", "operators/generate.py", "panels/sidebar.py",
                      "models/u2netp.onnx"):
         assert required in names
     wheels = [n for n in names if n.startswith("wheels/") and n.endswith(".whl")]

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from image_to_mesh.inference.camera import Intrinsics, photo_intrinsics
-from image_to_mesh.inference.depth_kinds import to_metric_depth
+from image_to_mesh.inference.geometry.camera import Intrinsics, photo_intrinsics
+from image_to_mesh.inference.depth.kinds import to_metric_depth
 from image_to_mesh.inference.errors import InputError
-from image_to_mesh.inference.grid_mesh import depth_to_grid_mesh, grid_size
+from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh, grid_size
 
 
 def project(vertices, camera):

@@ -17,7 +17,7 @@ import onnx
 import pytest
 from conftest import ROOT
 from image_to_mesh.inference.errors import InputError
-from image_to_mesh.inference.masks import (
+from image_to_mesh.inference.masks.subject import (
     MASK_MODES,
     Cleanup,
     clean_mask,
@@ -25,8 +25,8 @@ from image_to_mesh.inference.masks import (
     model_input,
     subject_mask,
 )
-from image_to_mesh.inference.models import model_cards
-from image_to_mesh.inference.photo import Photo
+from image_to_mesh.inference.runtime.cards import model_cards
+from image_to_mesh.inference.photo.photo import Photo
 from onnx import TensorProto, helper
 from PIL import Image
 from skimage import data

@@ -16,16 +16,16 @@ import tiny_models
 from bpy_extras.object_utils import world_to_camera_view
 from conftest import ROOT
 from hub_server import HubServer
-from image_to_mesh.inference.affine_points import recover_focal_shift
-from image_to_mesh.inference.depth_models import model_input_size
-from image_to_mesh.inference.depth_sources import ModelAccess
+from image_to_mesh.inference.depth.affine_points import recover_focal_shift
+from image_to_mesh.inference.depth.predict import model_input_size
+from image_to_mesh.inference.depth.sources import ModelAccess
 from image_to_mesh.inference.errors import InputError
-from image_to_mesh.inference.model_store import DownloadCancelled, ModelStore
-from image_to_mesh.inference.models import InputContract, ModelCard, ModelSource, model_card, model_cards
-from image_to_mesh.inference.onnx_runner import onnx_session
-from image_to_mesh.inference.photo import Photo
+from image_to_mesh.inference.runtime.store import DownloadCancelled, ModelStore
+from image_to_mesh.inference.runtime.cards import InputContract, ModelCard, ModelSource, model_card, model_cards
+from image_to_mesh.inference.runtime.onnx_session import onnx_session
+from image_to_mesh.inference.photo.photo import Photo
 from image_to_mesh.inference.pipeline import MeshSettings, image_to_mesh
-from image_to_mesh.operators.build_objects import build_objects
+from image_to_mesh.operators.builders.objects import build_objects
 from mathutils import Vector
 
 # --- The registry ---------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from image_to_mesh.inference.photo import Photo, load_photo
-from image_to_mesh.inference.photo_quality import assess_photo, format_quality
+from image_to_mesh.inference.photo.photo import Photo, load_photo
+from image_to_mesh.inference.photo.quality import assess_photo, format_quality
 
 VERDICTS = {"good", "fair", "poor", "unknown"}
 CHECKS = ("resolution", "sharpness", "coverage", "contrast", "exposure", "highlights", "framing")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 CARDS_FILE = Path(__file__).with_name("model_cards.toml")
 DEFAULT_MODEL = "depth-anything-v2-small"
@@ -50,7 +50,7 @@ class ModelCard:
     input: InputContract
     output_names: tuple[str, ...]
     output_kind: str
-    task: str = "depth"  # "depth" or "mask" (subject masks, inference/masks.py)
+    task: str = "depth"  # "depth" or "mask" (subject masks, inference/masks/)
 
     @property
     def main_file(self) -> str:

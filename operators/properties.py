@@ -5,10 +5,10 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from ..inference.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION
-from ..inference.models import DEFAULT_MODEL, task_cards
+from ..inference.geometry.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, DEFAULT_RESOLUTION
+from ..inference.runtime.cards import DEFAULT_MODEL, task_cards
 from ..inference.pipeline import MeshSettings
-from .finish_mesh import MeshFinish
+from .builders.finish import MeshFinish
 from .photo_check import refresh_quality
 
 DEPTH_KIND_ITEMS = [

@@ -13,12 +13,12 @@ import math
 import bpy
 import numpy as np
 
-from ..inference.mesh_record import MeshRecord
-from ..inference.photo import encode_texture
-from .build_camera import build_camera, match_render_size, show_photo_behind
-from .build_material import build_photo_image, build_photo_material
-from .build_mesh import build_mesh
-from .finish_mesh import MeshFinish, finish_mesh
+from ...inference.record import MeshRecord
+from ...inference.photo.photo import encode_texture
+from .camera import build_camera, match_render_size, show_photo_behind
+from .material import build_photo_image, build_photo_material
+from .mesh import build_mesh
+from .finish import MeshFinish, finish_mesh
 
 # Camera frame (x right, y up, looking down -z) -> world: x -> X, y -> Z, z -> -Y.
 CAMERA_TO_WORLD = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)

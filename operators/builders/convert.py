@@ -7,11 +7,11 @@ from pathlib import Path
 
 import bpy
 
-from ..inference.depth_sources import ModelAccess
-from ..inference.pipeline import MeshSettings, image_to_mesh
-from .build_objects import build_objects
+from ...inference.depth.sources import ModelAccess
+from ...inference.pipeline import MeshSettings, image_to_mesh
+from .objects import build_objects
 from .export import export_objects
-from .finish_mesh import MeshFinish
+from .finish import MeshFinish
 
 
 def convert_file(

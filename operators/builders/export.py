@@ -10,8 +10,8 @@ from pathlib import Path
 
 import bpy
 
-from ..inference.errors import InputError
-from .build_objects import select_only
+from ...inference.errors import InputError
+from .objects import select_only
 
 EXPORT_SUFFIXES = (".glb", ".gltf", ".obj", ".fbx", ".usdc", ".usda", ".usd", ".ply", ".stl", ".blend")
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .camera import Intrinsics
-from .photo import Photo
+from .geometry.camera import Intrinsics
+from .photo.photo import Photo
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 import cv2  # noqa: E402
 
-from .errors import InputError  # noqa: E402
+from ..errors import InputError  # noqa: E402
 
 DEPTH_MAP_SUFFIXES = (".exr", ".png", ".tif", ".tiff", ".pfm", ".npy", ".jpg", ".jpeg", ".webp", ".bmp")
 

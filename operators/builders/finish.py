@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..inference.errors import InputError
+from ...inference.errors import InputError
 
 
 @dataclass

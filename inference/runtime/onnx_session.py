@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from .errors import InputError
+from ..errors import InputError
 
 DEVICE_PROVIDERS = {
     "cpu": "CPUExecutionProvider",

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
-from .models import ModelCard
+from ..errors import InputError
+from .cards import ModelCard
 
 Progress = Callable[[str, int, int], None]  # (file name, bytes done, bytes total)
 _CHUNK = 1 << 20

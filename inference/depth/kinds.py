@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 DEPTH_KINDS = ("metric", "relative-depth", "relative-disparity")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from ..errors import InputError
 
 # EXIF tags: 0x8769 is the Exif sub-IFD, 0xA405 its FocalLengthIn35mmFilm.
 _EXIF_IFD = 0x8769

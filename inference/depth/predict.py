@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 
 from .affine_points import recover_focal_shift
-from .errors import InputError
-from .models import ModelCard
-from .photo import Photo
+from ..errors import InputError
+from ..runtime.cards import ModelCard
+from ..photo.photo import Photo
 from .upsample import upsample_depth
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

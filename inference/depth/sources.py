@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .depth_models import DepthPrediction, predict_depth
-from .errors import InputError
-from .model_store import ModelStore, Progress
-from .models import ModelCard, model_card, task_cards
-from .onnx_runner import onnx_session
-from .photo import Photo
+from .predict import DepthPrediction, predict_depth
+from ..errors import InputError
+from ..runtime.store import ModelStore, Progress
+from ..runtime.cards import ModelCard, model_card, task_cards
+from ..runtime.onnx_session import onnx_session
+from ..photo.photo import Photo
 
 
 @dataclass

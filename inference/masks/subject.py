@@ -29,17 +29,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .models import InputContract, ModelCard, task_cards
-from .onnx_runner import onnx_session
-from .photo import Photo
+from ..errors import InputError
+from ..runtime.cards import InputContract, ModelCard, task_cards
+from ..runtime.onnx_session import onnx_session
+from ..photo.photo import Photo
 
 MASK_MODES = ("auto", "alpha", "u2netp", "u2net", "grabcut", "none")
 WORK_SIDE = 1024  # cleanup runs at most at this long side; masks are upsampled to the photo at the very end
 GRABCUT_SIDE = 512  # GrabCut's cost grows with pixels x iterations: half a megapixel keeps it near a second
 FETCH_HINT = "python scripts/fetch_u2netp.py models/u2netp.onnx"
 # Where the extension carries U²-Net-p: fetched by `make setup`, put into every zip by the build.
-BUNDLED_U2NETP = Path(__file__).resolve().parent.parent / "models" / "u2netp.onnx"
+BUNDLED_U2NETP = Path(__file__).resolve().parents[2] / "models" / "u2netp.onnx"
 
 # U²-Net-p ships with the tool rather than through the registry; its contract is rembg's, and U²-Net's own:
 # RGB at 320 x 320, pixels divided by the image's maximum, ImageNet mean/std, NCHW float32.
@@ -54,7 +54,7 @@ _NORMALISE = {
     "centred": (255.0, np.full(3, 0.5, np.float32), np.ones(3, np.float32)),
 }
 
-SessionFactory = Callable[[Path], tuple]  # path -> (onnxruntime session, notices), like onnx_runner.onnx_session
+SessionFactory = Callable[[Path], tuple]  # path -> (onnxruntime session, notices), like runtime.onnx_session.onnx_session
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def subject_mask(
     u2netp_path: U²-Net-p's file (used by u2netp, auto without alpha, and to seed grabcut).
     model_path: the file of a registry mask model (mode "u2net" or another mask card's id), as the model store
         found or fetched it.
-    session_factory: path -> (session, notices); default onnx_runner.onnx_session on `device` with `threads`.
+    session_factory: path -> (session, notices); default runtime.onnx_session.onnx_session on `device` with `threads`.
     The report: mode, method (what actually ran), coverage (fraction of the photo), components_removed,
     holes_filled, notices, timings; plus model/provider for ONNX methods.
     """
