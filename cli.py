@@ -50,102 +50,81 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     load_package()
-    from image_to_mesh.inference.pipeline import MeshSettings
+    from image_to_mesh.inference.settings import MeshSettings, RuntimeSettings
 
-    default = MeshSettings()
-    p = _Parser(prog="cli.py", description="Turn photos into textured, camera-aligned meshes, by a depth model or "
-                                            "a depth map you have.")
+    p = _Parser(prog="cli.py", description="Turn photos into textured, camera-aligned meshes, by a depth model, "
+                                            "a depth map you have, or the subject's silhouette.")
     p.add_argument("photos", nargs="*", metavar="PHOTO", help="photo files (JPEG, PNG, TIFF, WebP, ...)")
     p.add_argument("-o", "--output", action="append", metavar="OUT",
                    help="output file for one photo, or a folder; repeat for several files")
     p.add_argument("--format", default="glb",
                    help="comma-separated formats written into a folder OUT (default: glb), e.g. glb,blend")
-    p.add_argument("--method", default=default.method,
-                   help="auto (default: the depth map if given, else a depth model) | depth-map | model | "
-                        "inflate (the subject's mask alone, rounded into a closed object: fully offline)")
-    p.add_argument("--model", default=default.model, help="depth model id (default %(default)s; see --list-models)")
-    p.add_argument("--model-file", metavar="PATH", help="local weights for --model's card (no hash check)")
-    p.add_argument("--list-models", action="store_true",
-                   help="list the models: id, size, licence, commercial use, downloaded")
-    p.add_argument("--cache-dir", metavar="DIR", help="models folder (default: the extension's user folder)")
-    p.add_argument("--online", action="store_true",
-                   help="allow model downloads (as Blender's online access, or `blender --online-mode`, does)")
-    p.add_argument("--accept-license", action="store_true",
-                   help="accept the licence of a non-commercial model before downloading it")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | directml | coreml (falls back to the CPU)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (default: ONNX Runtime's choice)")
     p.add_argument("--depth-map", action="append", metavar="PATH",
                    help="the photo's depth map; repeat once per photo, or give a folder holding <photo name>.* "
                         "or <photo name>_depth.*")
-    p.add_argument("--depth-kind", default=default.depth_kind, help="metric | relative-depth | relative-disparity")
-    p.add_argument("--depth-scale", type=float, default=default.depth_scale, help="multiplies the depth (0.001 for millimetres)")
-    p.add_argument("--near", type=float, default=default.near, help="nearest depth in metres, relative kinds")
-    p.add_argument("--far", type=float, default=default.far, help="farthest depth in metres, relative kinds")
-    camera = p.add_mutually_exclusive_group()
-    camera.add_argument("--fov", type=float, help="horizontal field of view, degrees (default: EXIF, else 55 on the long side)")
-    camera.add_argument("--focal-px", type=float, help="focal length in the photo's pixels")
-    p.add_argument("--resolution", type=int, default=default.resolution, help="vertices along the long side (default %(default)s)")
-    p.add_argument("--edge-threshold", type=float, default=default.edge_threshold,
-                   help="cut faces more oblique to the view than this many degrees (default %(default)s; 90 keeps all)")
-    p.add_argument("--mask", default=default.mask,
-                   help="auto | alpha | u2netp | u2net | grabcut | none, or a mask model id (default: auto when "
-                        "closing or inflating an object, else none)")
-    p.add_argument("--feather", type=float, default=default.feather, metavar="PX",
-                   help="fade the texture out over this many photo pixels inside the mask's edge (default 0)")
-    p.add_argument("--closure", default=default.closure,
-                   help="none | solidify | mirror | inflate: close the subject into a watertight object")
-    p.add_argument("--thickness", type=float, help="solidify thickness in metres (default: 10%% of the width)")
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--height", type=float, metavar="M", help="the subject's real height in metres")
-    size.add_argument("--width", type=float, metavar="M", help="the subject's real width in metres")
-    p.add_argument("--target-faces", type=int, default=0, metavar="N",
-                   help="decimate to about N faces (Blender's Decimate modifier; 0 keeps every face)")
-    p.add_argument("--smooth", type=int, default=0, metavar="N", help="smoothing iterations (0: none)")
-    p.add_argument("--texture-size", type=int, default=default.texture_size, help="long side of the texture in pixels")
+    p.add_argument("--list-models", action="store_true",
+                   help="list the models: id, size, licence, commercial use, downloaded")
+    p.add_argument("--online", action="store_true",
+                   help="allow model downloads (as Blender's online access, or `blender --online-mode`, does)")
     p.add_argument("--check-photo", action="store_true",
                    help="only check the photos (resolution, sharpness, subject coverage, contrast, exposure, "
                         "highlights) and print the advice; nothing is written")
     p.add_argument("--json", action="store_true", help="print one JSON object describing the run on stdout")
+    for settings_class in (MeshSettings, RuntimeSettings):
+        _add_setting_options(p, settings_class)
     return p.parse_args(argv)
+
+
+def _add_setting_options(parser: argparse.ArgumentParser, settings_class) -> None:
+    """One option per setting shown on the command line, from its declaration (inference/settings.py)."""
+    from image_to_mesh.inference.settings import options, value_kind
+
+    for name, default, opt in options(settings_class):
+        if "cli" not in opt.shown_in:
+            continue
+        flag = opt.flag or "--" + name.replace("_", "-")
+        kind = value_kind(default, opt)
+        help_text = opt.help
+        if opt.choices and len(opt.choices) <= 8:
+            help_text += ": " + " | ".join(c[0] for c in opt.choices)
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            continue
+        if default is not None:
+            help_text += f" (default {default})"
+        parser.add_argument(flag, dest=name, type=kind, default=default, metavar=opt.metavar, help=help_text.replace("%", "%%"))
+
+
+def settings_of(args: argparse.Namespace, settings_class):
+    from image_to_mesh.inference.settings import options
+
+    return settings_class(**{name: getattr(args, name) for name, _, opt in options(settings_class) if "cli" in opt.shown_in})
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     from image_to_mesh.inference.errors import InputError
-    from image_to_mesh.inference.pipeline import MeshSettings
+    from image_to_mesh.inference.settings import MeshSettings
 
-    settings = MeshSettings(
-        method=args.method, model=args.model, model_file=args.model_file,
-        depth_kind=args.depth_kind, depth_scale=args.depth_scale, near=args.near, far=args.far,
-        fov_deg=args.fov, focal_px=args.focal_px, resolution=args.resolution,
-        edge_threshold=args.edge_threshold, mask=args.mask, feather=args.feather, closure=args.closure,
-        thickness=args.thickness,
-        height=args.height, width=args.width, texture_size=args.texture_size,
-    )
-
+    settings = settings_of(args, MeshSettings)
     try:
         if args.list_models:
             return _list_models(args)
         if args.check_photo:
             return _check_photos(args)
         settings.check()
-        with _stdout_to_stderr(args.json):  # importing Blender may log on stdout, which is the JSON's
-            from image_to_mesh.operators.builders.finish import MeshFinish
-
-        finish = MeshFinish(args.target_faces, args.smooth)
-        finish.check()
         jobs = _plan(args)
     except InputError as err:
         return _fail(str(err))
 
     results, failures = [], []
-    with _stdout_to_stderr(args.json):
+    with _stdout_to_stderr(args.json):  # importing Blender may log on stdout, which is the JSON's
         from image_to_mesh.operators.builders.convert import convert_file
 
         models = _model_access(args)
         for photo, depth_map, outputs in jobs:
             try:
-                result = convert_file(photo, depth_map, outputs, settings, models, finish)
+                result = convert_file(photo, depth_map, outputs, settings, models)
             except InputError as err:
                 failures.append({"photo": str(photo), "error": str(err)})
                 _fail(str(err))
@@ -161,13 +140,15 @@ def main(argv: list[str]) -> int:
 def _model_access(args):
     """Models for this run: the extension's models folder (or --cache-dir), downloads only when online."""
     import bpy
-    from image_to_mesh.inference.depth.sources import ModelAccess
-    from image_to_mesh.operators.model_access import model_store
+    from image_to_mesh.inference.settings import RuntimeSettings
+    from image_to_mesh.operators.model_access import model_access
 
     if args.online:
         bpy.context.preferences.system.use_online_access = True  # this run only: preferences are not saved
-    store = model_store(Path(args.cache_dir) if args.cache_dir else None, "downloads are off (allow them with --online)")
-    return ModelAccess(store, args.device, args.threads, args.accept_license, progress=_progress_line)
+    access = model_access(settings_of(args, RuntimeSettings), args.accept_license,
+                          "downloads are off (allow them with --online)")
+    access.progress = _progress_line
+    return access
 
 
 def _progress_line(name: str, done: int, total: int) -> None:
@@ -178,12 +159,15 @@ def _progress_line(name: str, done: int, total: int) -> None:
 def _check_photos(args) -> int:
     """The photographer's checklist for each photo, before any conversion (InputError for unreadable ones)."""
     from image_to_mesh.inference.photo.photo import load_photo
+    from image_to_mesh.inference.photo.prepared import PHOTO_CHECK_SIDE, check_photo
     from image_to_mesh.inference.photo.quality import format_quality
-    from image_to_mesh.inference.pipeline import PHOTO_CHECK_SIDE, check_photo
+
+    with _stdout_to_stderr(args.json):
+        from image_to_mesh.operators.model_access import BUNDLED_U2NETP, u2netp_hint
 
     reports = {}
     for path in args.photos:
-        reports[path] = check_photo(load_photo(path, max_side=PHOTO_CHECK_SIDE))
+        reports[path] = check_photo(load_photo(path, max_side=PHOTO_CHECK_SIDE), BUNDLED_U2NETP, u2netp_hint())
         if not args.json:
             print(f"{path}:")
             for line in format_quality(reports[path]):

@@ -1,27 +1,80 @@
-"""The one value that crosses from inference/ into Blender: plain arrays and a report."""
+"""The one value that crosses from inference/ into Blender: plain arrays, images and a typed report.
+
+Every backend (depth: a depth map, a depth model or inflation; later generative models) returns a MeshRecord,
+and the builders on the Blender side decide only from its typed fields.
+
+Frame: vertices are in metres in the record's own frame, x right, y up, z towards the viewer. For a depth mesh
+that is the frame of the camera that took the photo (the camera sits at the origin, looking down -z); a
+generated object is upright in it, and its camera is wherever the fit placed it (`CameraView`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .geometry.camera import Intrinsics
-from .photo.photo import Photo
+from .geometry.camera import CameraView
+from .photo.photo import Texture
+
+
+@dataclass
+class ModelRun:
+    """Which model ran, under what licence, where."""
+
+    id: str
+    name: str
+    license: str
+    commercial: bool
+    file: str
+    provider: str
+    output: str
+
+
+@dataclass
+class CameraReport:
+    width: int
+    height: int
+    focal_px: float
+    fov_x_deg: float
+    source: str  # where the focal length came from, in words
+
+
+@dataclass
+class Report:
+    """What ran and what it found: the CLI's --json and the operator's messages are made from it."""
+
+    method: str  # what gave the shape: "depth-map", "model", "inflate"
+    settings: dict  # the MeshSettings that ran
+    model: ModelRun | None = None
+    mask: dict = field(default_factory=dict)  # masks.subject_mask's report
+    quality: dict = field(default_factory=dict)  # photo.quality.assess_photo's checklist
+    closure: str = "none"
+    scale: float = 1.0  # the factor that gave the subject its real size (1: none asked)
+    camera: CameraReport | None = None
+    grid: tuple[int, int] | None = None  # (columns, rows) of a depth grid
+    notices: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
 class MeshRecord:
     name: str
-    vertices: np.ndarray  # (N, 3) float32, metres, camera frame: x right, y up, looking down -z
-    quads: np.ndarray  # (Q, 4) int32, counter-clockwise seen from the camera
-    triangles: np.ndarray  # (T, 3) int32, counter-clockwise seen from the camera
-    uvs: np.ndarray  # (N, 2) float32 per vertex, (0, 0) at the photo's bottom-left
+    vertices: np.ndarray  # (N, 3) float32, metres, the record's frame (module notes)
+    quads: np.ndarray  # (Q, 4) int32, counter-clockwise seen from outside (from the camera for a relief)
+    triangles: np.ndarray  # (T, 3) int32, likewise
+    uvs: np.ndarray | None  # (N, 2) float32 per vertex, (0, 0) at the texture's bottom-left; or None and:
+    corner_uvs: np.ndarray | None  # (4Q + 3T, 2) float32 per face corner, quads' corners then triangles'
     vertex_colors: np.ndarray  # (N, 4) float32 sRGB in [0, 1], the photo's colour at each vertex
-    photo: Photo  # the texture, upright
-    camera: Intrinsics  # the camera that took the photo, in the photo's original pixels
-    report: dict = field(default_factory=dict)  # what ran: method, model, settings, notices, timings
-    vertex_normals: np.ndarray | None = None  # (N, 3) float32 unit normals in the camera frame, if predicted
+    texture: Texture  # what the UVs map
+    camera: CameraView | None  # the camera that took the photo, if known
+    photo: Texture | None  # the photo seen through the camera, when it is not the texture itself
+    closed: bool  # watertight: the builders stand it on the ground
+    report: Report
+    vertex_normals: np.ndarray | None = None  # (N, 3) float32 unit normals, if a model predicted them
     edges: np.ndarray | None = None  # (E, 2) int32, every face edge once; None: Blender finds them (slower)
     corner_edges: np.ndarray | None = None  # (4Q + 3T,) int32, the edge from each corner to the next
 

@@ -1,9 +1,11 @@
-"""Blender side: settings, the operator and the builders that turn MeshRecords into datablocks."""
+"""Blender side. The UI: the operator (generate.py), its properties derived from inference/settings.py
+(properties.py, sidebar_settings.py), the photo check and model status the sidebar shows (photo_check.py,
+model_access.py). The builders that turn MeshRecords into datablocks and files: builders/."""
 
 import bpy
 
 from .generate import IMAGE_TO_MESH_OT_generate
-from .properties import ImageToMeshSettings
+from .sidebar_settings import ImageToMeshSettings
 
 _CLASSES = (ImageToMeshSettings, IMAGE_TO_MESH_OT_generate)
 

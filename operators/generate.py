@@ -1,8 +1,9 @@
 """The "Image to Mesh" operator: gather settings, run the pipeline, build the objects, report.
 
-Clicked in the sidebar with a depth model, the model runs (and downloads, with progress) on a worker thread
-while Blender stays responsive; Esc cancels. Scripts, background mode (where timers never fire) and
-Adjust Last Operation run the same pipeline synchronously.
+Clicked in the sidebar, the pipeline runs on a worker thread (ThreadJob) while Blender stays responsive, with
+progress in the status bar; Esc cancels it at once, downloads and model runs included, and nothing is built.
+Scripts, background mode (where timers never fire) and Adjust Last Operation run the same pipeline
+synchronously.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from bpy.props import StringProperty
 from ..inference.errors import InputError
 from ..inference.photo.photo import Photo, load_photo
 from ..inference.pipeline import image_to_mesh
-from .background_job import BackgroundJob
+from ..inference.runtime.jobs import ThreadJob
+from ..inference.settings import MeshSettings
+from .builders.finish import MeshFinish
 from .builders.objects import build_objects, select_only
-from .model_access import preferences_model_access
+from .model_access import forget_model_status, preferences_model_access
 from .photo_check import image_photo
-from .properties import mesh_properties, to_mesh_finish, to_mesh_settings
+from .properties import PATH_OPTIONS, blender_properties, settings_from
 
 
 class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
@@ -28,9 +31,11 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     __annotations__ = {
-        "photo_path": StringProperty(name="Photo", subtype="FILE_PATH"),
+        "photo_path": StringProperty(name="Photo", subtype="FILE_PATH", options=PATH_OPTIONS),
         "image_name": StringProperty(name="Image", description="An image datablock to use instead of a file"),
-        **mesh_properties(),
+        "depth_path": StringProperty(name="Depth Map", subtype="FILE_PATH", description="The photo's depth map",
+                                     options=PATH_OPTIONS),
+        **blender_properties(MeshSettings),
     }
 
     @classmethod
@@ -44,7 +49,7 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         values edited there, while a script can pass just the properties it cares about.
         """
         settings = context.scene.image_to_mesh
-        for name in mesh_properties():
+        for name in [*blender_properties(MeshSettings), "depth_path"]:
             if not self.properties.is_property_set(name):
                 setattr(self, name, getattr(settings, name))
         if not (self.properties.is_property_set("photo_path") or self.properties.is_property_set("image_name")):
@@ -54,17 +59,16 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
 
     def invoke(self, context, event):
         self.take_sidebar_settings(context)
-        if self.depth_source != "MODEL" or bpy.app.background:
+        if bpy.app.background:
             return self.execute(context)
         try:
             arguments = self._pipeline_arguments(context)
         except InputError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        self._job = BackgroundJob()
+        self._job = ThreadJob(f"Image to Mesh: {arguments[2].method} (Esc cancels)")
         models = arguments[3]
-        models.progress, models.cancel = self._job.progress, self._job.cancel
-        self._job.status = f"Running {self.model} (Esc cancels)"
+        models.progress, models.cancel = self._job.progress, self._job.cancel_token
         self._job.start(image_to_mesh, *arguments)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
@@ -75,7 +79,7 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
     def modal(self, context, event):
         job = self._job
         if event.type == "ESC":
-            job.cancel.set()
+            job.cancel()  # the worker ends on its own within moments: its result is never built
             self._stop_progress(context)
             self.report({"WARNING"}, "Image to Mesh was cancelled.")
             return {"CANCELLED"}
@@ -98,35 +102,36 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         except InputError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
+        finally:
+            forget_model_status()
         return self._build(context, record)
 
     def _pipeline_arguments(self, context) -> tuple:
         """(photo, depth map, settings, models) for inference.pipeline.image_to_mesh; reads Blender data, so
         it runs on the main thread."""
-        photo = self._photo()
-        settings = to_mesh_settings(self)
+        settings = settings_from(self)
+        if settings.model_file:
+            settings.model_file = bpy.path.abspath(settings.model_file)
         settings.check()
-        if self.depth_source != "DEPTH_MAP":
-            return photo, None, settings, preferences_model_access(context, self.accept_license)
-        if not self.depth_path:
-            raise InputError("Choose a depth map for the photo (Depth Map in the Image to Mesh sidebar).")
-        return photo, bpy.path.abspath(self.depth_path), settings, None
+        photo = self._photo()
+        depth = bpy.path.abspath(self.depth_path) if self.depth_path and settings.method in ("auto", "depth-map") else None
+        return photo, depth, settings, preferences_model_access(context, settings.accept_license)
 
     def _build(self, context, record):
-        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene, to_mesh_finish(self))
+        settings = settings_from(self)
+        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene, MeshFinish.of(settings))
         select_only(context.view_layer, [mesh_object])
-        camera = record.report["camera"]
-        method = record.report["model"]["name"] if record.report["model"] else record.report["method"]
-        self.report(
-            {"INFO"},
-            f"{record.name} ({method}): {len(record.vertices):,} vertices, {record.face_count:,} faces; "
-            f"camera {camera['fov_x_deg']:.1f} deg wide ({camera['source']}).",
-        )
-        for notice in record.report["notices"]:
+        report = record.report
+        method = report.model.name if report.model else report.method
+        camera = f"; camera {report.camera.fov_x_deg:.1f} deg wide ({report.camera.source})" if report.camera else ""
+        self.report({"INFO"}, f"{record.name} ({method}): {len(record.vertices):,} vertices, "
+                              f"{record.face_count:,} faces{camera}.")
+        for notice in report.notices:
             self.report({"WARNING"}, notice)
         return {"FINISHED"}
 
     def _stop_progress(self, context) -> None:
+        forget_model_status()
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
         wm.progress_end()

@@ -1,16 +1,33 @@
-"""Where the extension keeps its models, and whether it may download: Blender's side of inference.ModelAccess."""
+"""Where the extension keeps its models, and whether it may download: Blender's side of inference's ModelAccess.
+
+Also what inference must not know: where the extension carries its bundled subject-mask model, and how a user
+gets it back (a checkout fetches it; an installed zip carries it).
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import bpy
 
-from ..inference.depth.sources import ModelAccess
-from ..inference.runtime.store import ModelStore
+from ..inference.runtime.access import ModelAccess
 from ..inference.runtime.cards import model_card
+from ..inference.runtime.store import ModelStore
+from ..inference.settings import RuntimeSettings
+from .properties import settings_from
 
 _EXTENSION_ID = "image_to_mesh"
+EXTENSION_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_U2NETP = EXTENSION_ROOT / "models" / "u2netp.onnx"
+_STATUS_SECONDS = 10.0  # the sidebar's model line is looked up at most this often (two folder scans)
+_status: dict[tuple, tuple[float, str]] = {}
+
+
+def u2netp_hint() -> str:
+    if (EXTENSION_ROOT / "scripts" / "fetch_u2netp.py").is_file():  # a checkout
+        return "get it with `python scripts/fetch_u2netp.py models/u2netp.onnx` (or `make setup`)"
+    return "reinstall the Image to Mesh extension from its zip, which carries it"
 
 
 def models_folder() -> Path:
@@ -23,32 +40,47 @@ def models_folder() -> Path:
     package = __package__.rsplit(".", 1)[0]
     if package.startswith("bl_ext."):
         return Path(bpy.utils.extension_path_user(package, path="models", create=True))
-    root = Path(__file__).resolve().parents[1]
     extensions = Path(bpy.utils.user_resource("EXTENSIONS"))
-    repo = root.parent.name if root.parent.parent == extensions else "user_default"
+    repo = EXTENSION_ROOT.parent.name if EXTENSION_ROOT.parent.parent == extensions else "user_default"
     return extensions / ".user" / repo / _EXTENSION_ID / "models"
 
 
-def model_store(
-    folder: Path | None = None, offline_reason: str = "Blender's online access is off (Preferences > System > Network)"
-) -> ModelStore:
-    """A store over `folder` (default: the extension's), downloading only while Blender's online access is on."""
-    return ModelStore(folder or models_folder(), allow_download=bpy.app.online_access, offline_reason=offline_reason)
+def model_access(runtime: RuntimeSettings, license_accepted: bool,
+                 offline_reason: str = "Blender's online access is off (Preferences > System > Network)") -> ModelAccess:
+    """ModelAccess over the runtime settings' models folder (default: the extension's), downloading only while
+    Blender's online access is on."""
+    folder = Path(bpy.path.abspath(runtime.models_folder)) if runtime.models_folder else models_folder()
+    store = ModelStore(folder, allow_download=bpy.app.online_access, offline_reason=offline_reason)
+    return ModelAccess(store, runtime.device, runtime.threads, license_accepted, u2netp=BUNDLED_U2NETP,
+                       u2netp_hint=u2netp_hint())
 
 
 def preferences_model_access(context, license_accepted: bool) -> ModelAccess:
     """ModelAccess from the add-on's preferences (defaults when it is not registered, e.g. in the CLI)."""
     addon = context.preferences.addons.get(__package__.rsplit(".", 1)[0])
-    prefs = addon.preferences if addon else None
-    folder = Path(bpy.path.abspath(prefs.models_folder)) if prefs and prefs.models_folder else None
-    return ModelAccess(model_store(folder), prefs.device if prefs else "cpu", prefs.threads if prefs else 0,
-                       license_accepted)
+    runtime = settings_from(addon.preferences, RuntimeSettings) if addon else RuntimeSettings()
+    return model_access(runtime, license_accepted)
 
 
 def model_status(context, model_id: str) -> str:
-    """One line for the sidebar: is the model here, or what happens when it runs."""
-    card = model_card(model_id)
+    """One line for the sidebar: is the model here, or what happens when it runs (cached: the panel redraws
+    often, and finding a model scans two folders)."""
     store = preferences_model_access(context, False).store
+    key = (model_id, str(store.folder), store.allow_download)
+    checked, line = _status.get(key, (0.0, ""))
+    if time.monotonic() - checked > _STATUS_SECONDS:
+        line = _status_line(model_id, store)
+        _status[key] = (time.monotonic(), line)
+    return line
+
+
+def forget_model_status() -> None:
+    """After a run (which may have downloaded a model), look again."""
+    _status.clear()
+
+
+def _status_line(model_id: str, store: ModelStore) -> str:
+    card = model_card(model_id)
     if store.find(card, verify=False):
         return f"{card.license}, downloaded"
     if not store.allow_download:

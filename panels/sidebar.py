@@ -1,4 +1,8 @@
-"""The "Image to Mesh" tab of the 3D Viewport sidebar. Draws only; the operator does the work."""
+"""The "Image to Mesh" tab of the 3D Viewport sidebar. Draws only; the operator does the work.
+
+Everything drawn here is precomputed: the photo check is cached by operators.photo_check, the model's status
+by operators.model_access, so a redraw never reads a file or runs a model.
+"""
 
 import bpy
 
@@ -32,30 +36,37 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
                 advice.label(text=line)
 
         depth = layout.column(heading="Depth")
-        depth.prop(settings, "depth_source")
-        if settings.depth_source == "INFLATE":
-            relative = False
-        elif settings.depth_source == "MODEL":
-            depth.prop(settings, "model")
-            depth.label(text=model_status(context, settings.model), icon="FILE_3D")
-            if not model_card(settings.model).commercial:
-                depth.prop(settings, "accept_license")
-            relative = model_card(settings.model).output_kind == "relative-disparity"
-        else:
+        depth.prop(settings, "method")
+        method = settings.method
+        relative = False  # Near and Far set the size
+        metric = False  # the depth is in metres: the object has its true size
+        if method in ("auto", "depth-map"):
             depth.prop(settings, "depth_path")
             depth.prop(settings, "depth_kind")
             relative = settings.depth_kind != "metric"
+            metric = bool(settings.depth_path) and not relative
+            if not relative:
+                depth.prop(settings, "depth_scale")
+        if method == "model" or (method == "auto" and not settings.depth_path):
+            card = model_card(settings.model)
+            depth.prop(settings, "model")
+            depth.label(text=model_status(context, settings.model), icon="FILE_3D")
+            depth.prop(settings, "model_file")
+            if not card.commercial:
+                depth.prop(settings, "accept_license")
+            relative = card.output_kind == "relative-disparity"
+            metric = not relative
         if relative:
             depth.prop(settings, "near")
             depth.prop(settings, "far")
             depth.label(text="Relative depth has no true scale: Near and Far set it.", icon="INFO")
-        elif settings.depth_source != "INFLATE":
-            depth.prop(settings, "depth_scale")
 
         mesh = layout.column(heading="Mesh")
         mesh.prop(settings, "fov")
+        mesh.prop(settings, "focal_px")
         mesh.prop(settings, "resolution")
         mesh.prop(settings, "edge_threshold")
+        mesh.prop(settings, "texture_size")
         mesh.prop(settings, "mask")
         if settings.mask != "none":
             mesh.prop(settings, "feather")
@@ -65,10 +76,9 @@ class VIEW3D_PT_image_to_mesh(bpy.types.Panel):
         if settings.closure == "solidify":
             solid.prop(settings, "thickness")
         solid.prop(settings, "height")
-        if not settings.height:
-            solid.prop(settings, "width")
-        if settings.depth_source != "DEPTH_MAP" and not (settings.height or settings.width):
-            solid.label(text="A photo has no scale: give a real height or width.", icon="INFO")
+        solid.prop(settings, "width")
+        if not (metric or settings.height or settings.width):
+            solid.label(text="This photo gives no true scale: give a real height or width.", icon="INFO")
         solid.prop(settings, "target_faces")
         solid.prop(settings, "smooth")
         solid.prop(settings, "apply_finish")

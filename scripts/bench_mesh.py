@@ -4,7 +4,7 @@ Input: a synthetic but realistic metric depth map (a smooth slanted surface, a b
 in front of it, a patch of sky with no depth, 0.03 % noise; fixed seed) and a 2048 x 2048 photo for the texture.
 
 - product:     inference.pipeline.image_to_mesh(Photo, depth, MeshSettings(resolution=2048, ...)) then
-               operators.build_objects.build_objects(record, scene.collection, scene): exactly what the
+               operators.builders.objects.build_objects(record, scene.collection, scene): exactly what the
                operator and the CLI run (mesh, UVs, vertex colours, texture, material, camera).
 - from_pydata: the same arrays (the same world-space vertices, faces and per-corner UVs) given to
                Mesh.from_pydata as Python lists, the common idiom, then a UV layer filled with
@@ -80,13 +80,15 @@ def run_path(path: str, inputs: Path, result_file: Path) -> None:
 
     cli.load_package()
     from image_to_mesh.inference import pipeline
+    from image_to_mesh.inference.depth import backend
+    from image_to_mesh.inference.settings import MeshSettings
     from image_to_mesh.inference.photo.photo import Photo
-    from image_to_mesh.operators import build_objects as objects_module
+    from image_to_mesh.operators.builders import objects as objects_module
 
     with np.load(inputs) as data:
         depth, rgb = data["depth"], data["photo"]
     photo = Photo("bench", rgb, None, (SIZE, SIZE))
-    settings = pipeline.MeshSettings(resolution=SIZE, focal_px=FOCAL_PX)
+    settings = MeshSettings(resolution=SIZE, focal_px=FOCAL_PX)
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     rss_before = _peak_rss()
@@ -104,7 +106,7 @@ def run_path(path: str, inputs: Path, result_file: Path) -> None:
         return wrapper
 
     # Stage timings without touching the product: wrap the names its modules call.
-    pipeline.depth_to_grid_mesh = timed("grid mesh", pipeline.depth_to_grid_mesh)
+    backend.depth_to_grid_mesh = timed("grid mesh", backend.depth_to_grid_mesh)
     for name in ("build_mesh", "encode_texture", "build_photo_image", "build_photo_material", "build_camera"):
         setattr(objects_module, name, timed(name, getattr(objects_module, name)))
 

@@ -25,13 +25,13 @@ addon = "bl_ext.user_default.image_to_mesh"
 bpy.context.preferences.addons[addon].preferences.models_folder = models
 
 bpy.ops.wm.read_homefile(use_empty=True)
-result = bpy.ops.image_to_mesh.generate(photo_path=photo, depth_source="MODEL", model="midas-v21-small")
+result = bpy.ops.image_to_mesh.generate(photo_path=photo, method="model", model="midas-v21-small")
 mesh_vertices = [len(o.data.vertices) for o in bpy.context.scene.objects if o.type == "MESH"]
 cameras = [o.name for o in bpy.context.scene.objects if o.type == "CAMERA"]
 bpy.ops.wm.save_as_mainfile(filepath=os.path.join(out, "installed.blend"))
 # Offline object: the U²-Net-p that the zip carries finds the subject, no download.
 bpy.ops.wm.read_homefile(use_empty=True)
-inflated = bpy.ops.image_to_mesh.generate(photo_path=photo, depth_source="INFLATE", height=0.1)
+inflated = bpy.ops.image_to_mesh.generate(photo_path=photo, method="inflate", height=0.1)
 
 import cv2  # noqa: E402
 import onnxruntime  # noqa: E402

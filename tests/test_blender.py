@@ -28,7 +28,7 @@ def fov_deg(width, focal_px):
 
 def generate(**props):
     """The operator with a depth map file unless the test says otherwise."""
-    return bpy.ops.image_to_mesh.generate(**{"depth_source": "DEPTH_MAP", **props})
+    return bpy.ops.image_to_mesh.generate(**{"method": "depth-map", **props})
 
 
 def mesh_object(scene):
@@ -181,7 +181,7 @@ def test_operator_takes_the_sidebar_settings_and_reports_bad_input_without_chang
     photo, depth, _ = motorcycle_files
     settings = empty_scene.image_to_mesh
     settings.photo_path, settings.depth_path, settings.resolution = str(photo), str(depth), 64
-    settings.depth_source = "DEPTH_MAP"
+    settings.method = "depth-map"
     assert bpy.ops.image_to_mesh.generate() == {"FINISHED"}
     assert len(mesh_object(empty_scene).data.vertices) <= 64 * 44
 
@@ -274,13 +274,13 @@ def test_sidebar_tab_shows_every_setting_and_the_button(empty_scene):
     assert (panel.bl_space_type, panel.bl_region_type, panel.bl_category) == ("VIEW_3D", "UI", "Image to Mesh")
     layout = draw_panel(empty_scene)
     props = set(layout.drawn("prop"))
-    assert {"photo_source", "photo_path", "depth_source", "model", "fov", "resolution", "edge_threshold",
+    assert {"photo_source", "photo_path", "method", "model", "fov", "resolution", "edge_threshold",
             "mask"} <= props
     assert layout.drawn("operator") == ["image_to_mesh.generate"]
 
     assert {"near", "far"} <= props  # the default model gives relative depth
     empty_scene.image_to_mesh.photo_source = "IMAGE"
-    empty_scene.image_to_mesh.depth_source = "DEPTH_MAP"
+    empty_scene.image_to_mesh.method = "depth-map"
     layout = draw_panel(empty_scene)
     assert "image" in [args[1] for name, args, _ in layout.log if name == "template_ID"]
     assert {"depth_path", "depth_kind", "depth_scale"} <= set(layout.drawn("prop"))

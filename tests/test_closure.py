@@ -313,7 +313,7 @@ def test_inflation_keeps_a_depth_maps_detail():
 def test_none_returns_the_front_and_bad_arguments_are_refused():
     mask, depth, *_ = SHAPES["disc"]
     grid = front_of(mask, depth)
-    assert CLOSURES == ("none", "solidify", "mirror", "inflate")
+    assert list(CLOSURES) == ["none", "solidify", "mirror", "inflate"]
     mesh = close(grid, "none")
     np.testing.assert_array_equal(mesh.quads, grid.quads)
     np.testing.assert_array_equal(mesh.vertices, grid.vertices)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_cli_rejects, run_cli, write_depth
 from image_to_mesh.inference.errors import InputError
-from image_to_mesh.inference.pipeline import MeshSettings, image_to_mesh
+from image_to_mesh.inference.pipeline import image_to_mesh
+from image_to_mesh.inference.settings import MeshSettings
 from PIL import Image
 
 W, H = 80, 60  # the synthetic photos' size; at FULL resolution every pixel centre is a vertex
@@ -34,7 +35,7 @@ def write_jpeg(path, size=(W, H)):
 
 def vertex_pixels(record) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of the upright photo pixel under each vertex, read from its UV ((0, 0) bottom-left)."""
-    w, h = record.photo.size
+    h, w = record.texture.rgb.shape[:2]
     cols = np.floor(record.uvs[:, 0] * w).astype(int)
     rows = np.floor((1.0 - record.uvs[:, 1]) * h).astype(int)
     return rows, cols
@@ -124,7 +125,7 @@ def test_alpha_mask_keeps_faces_on_opaque_pixels_only(tmp_path):
     rows, cols = vertex_pixels(record)
     assert (alpha[rows, cols] == 255).all()
     assert len(record.vertices) == 40 * 40 and record.face_count == 39 * 39
-    assert record.photo.alpha is not None  # the texture keeps its transparency
+    assert record.texture.alpha is not None  # the texture keeps its transparency
 
 
 def test_alpha_mask_on_a_photo_without_alpha_is_refused(tmp_path):
@@ -146,9 +147,9 @@ def test_exif_rotated_jpeg_meshes_upright(tmp_path, orientation, corner):
     Image.fromarray(stored).save(tmp_path / "turned.jpg", quality=95, exif=exif)
 
     record = image_to_mesh(tmp_path / "turned.jpg", flat_depth(size=(H, W)), MeshSettings(resolution=W))
-    assert (record.camera.width, record.camera.height) == (H, W)  # portrait, as the user sees it
-    assert record.photo.size == (H, W)
-    assert not any("resampled" in notice for notice in record.report["notices"])  # the upright depth map fits
+    assert (record.camera.intrinsics.width, record.camera.intrinsics.height) == (H, W)  # portrait, as the user sees it
+    assert record.texture.rgb.shape[:2] == (W, H)
+    assert not any("resampled" in notice for notice in record.report.notices)  # the upright depth map fits
     red = (record.vertex_colors[:, 0] > 0.8) & (record.vertex_colors[:, 1] < 0.3)
     rows, cols = vertex_pixels(record)
     # Upright, the 15 x 20 patch is 20 pixels wide and 15 tall, in the corner named above.
@@ -157,7 +158,7 @@ def test_exif_rotated_jpeg_meshes_upright(tmp_path, orientation, corner):
     )
     assert red.sum() == pytest.approx(20 * 15, abs=40)  # JPEG blurs the patch's border a little
     assert in_corner[red].all()
-    texture_corner = record.photo.rgb[:15, -20:] if corner == "top right" else record.photo.rgb[-15:, :20]
+    texture_corner = record.texture.rgb[:15, -20:] if corner == "top right" else record.texture.rgb[-15:, :20]
     assert (texture_corner[2:-2, 2:-2, 0] > 200).all() and (texture_corner[2:-2, 2:-2, 1] < 60).all()
 
 
@@ -170,7 +171,8 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import cli
 cli.load_package()
-from image_to_mesh.inference.pipeline import MeshSettings, image_to_mesh
+from image_to_mesh.inference.pipeline import image_to_mesh
+from image_to_mesh.inference.settings import MeshSettings
 
 def peak_mib():
     with open("/proc/self/status") as status:
@@ -180,8 +182,8 @@ before = peak_mib()
 record = image_to_mesh(sys.argv[2], sys.argv[3], MeshSettings())
 print(json.dumps({
     "growth_mib": peak_mib() - before,
-    "texture": record.photo.size,
-    "camera": [record.camera.width, record.camera.height],
+    "texture": record.texture.rgb.shape[1::-1],
+    "camera": [record.camera.intrinsics.width, record.camera.intrinsics.height],
     "faces": record.face_count,
     "bpy": "bpy" in sys.modules,
 }))
@@ -219,7 +221,7 @@ def test_depth_map_of_another_size_is_resampled_with_a_notice(tmp_path):
     half = flat_depth(size=(W // 2, H // 2))
     half[:, W // 4:] = 3.0  # the right half is farther
     record = image_to_mesh(photo, write_depth(tmp_path / "half.exr", half), FULL)
-    assert any("resampled" in notice for notice in record.report["notices"])
+    assert any("resampled" in notice for notice in record.report.notices)
     assert len(record.vertices) == W * H  # the mesh still covers the whole photo
     _, cols = vertex_pixels(record)
     np.testing.assert_allclose(depths(record), np.where(cols < W // 2, 2.0, 3.0))
@@ -322,10 +324,10 @@ def test_non_ascii_paths_for_photo_depth_map_and_outputs(tmp_path):
 
 
 INVALID_SETTINGS = {
-    "resolution 1": ({"resolution": 1}, ["--resolution", "1"], "resolution must be at least 2"),
+    "resolution 1": ({"resolution": 1}, ["--resolution", "1"], "resolution must be between 2 and"),
     "edge threshold 0": ({"edge_threshold": 0}, ["--edge-threshold", "0"], "edge threshold must be between"),
     "edge threshold 120": ({"edge_threshold": 120}, ["--edge-threshold", "120"], "edge threshold must be between"),
-    "negative fov": ({"fov_deg": -30}, ["--fov=-30"], "field of view must be between"),
+    "negative fov": ({"fov": -30}, ["--fov=-30"], "field of view must be between"),
     "near = far": ({"near": 5, "far": 5}, ["--near", "5", "--far", "5"], r"Near \(5\) and far \(5\)"),
     "near > far": ({"near": 6, "far": 2}, ["--near", "6", "--far", "2"], r"Near \(6\) and far \(2\)"),
 }

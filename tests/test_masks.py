@@ -22,10 +22,11 @@ from image_to_mesh.inference.masks.subject import (
     Cleanup,
     clean_mask,
     feather_alpha,
-    model_input,
     subject_mask,
 )
 from image_to_mesh.inference.runtime.cards import model_cards
+from image_to_mesh.operators.model_access import u2netp_hint
+from image_to_mesh.inference.runtime.preprocess import image_tensor
 from image_to_mesh.inference.photo.photo import Photo
 from onnx import TensorProto, helper
 from PIL import Image
@@ -167,7 +168,7 @@ def test_grabcut_finds_the_rendered_objects_with_and_without_the_model(u2netp, r
     seeded, report = subject_mask(photo_of(rgb), "grabcut", u2netp)
     assert report["method"] == "grabcut (seeded by u2netp)"
     assert iou(seeded, reference) >= 0.9  # measured 0.982
-    boxed, report = subject_mask(photo_of(rgb), "grabcut", ROOT / "no-such-model.onnx")
+    boxed, report = subject_mask(photo_of(rgb), "grabcut", ROOT / "no-such-model.onnx", u2netp_hint())
     assert report["method"] == "grabcut (centred rectangle)"
     assert any("fetch_u2netp.py" in n for n in report["notices"])
     assert iou(boxed, reference) >= 0.9  # measured 0.998: a plain background is GrabCut's best case
@@ -253,11 +254,11 @@ def test_model_input_follows_rembgs_u2net_contract():
     # RGB order, resized to the graph's size, divided by the image's own maximum, ImageNet mean/std, NCHW.
     rgb = np.zeros((50, 80, 3), np.uint8)
     rgb[..., 0] = 200  # pure red at 200: its maximum, so it reads as 1.0
-    pixels = model_input(rgb, (320, 320), "imagenet-max")
+    pixels = image_tensor(rgb, (320, 320), "imagenet-max")
     assert pixels.shape == (1, 3, 320, 320) and pixels.dtype == np.float32
     expected = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
     assert np.allclose(pixels[0, :, 160, 160], expected, atol=1e-5)
-    centred = model_input(rgb, (64, 64), "centred")  # IS-Net: / 255, mean 0.5, std 1
+    centred = image_tensor(rgb, (64, 64), "centred")  # IS-Net: / 255, mean 0.5, std 1
     assert np.allclose(centred[0, :, 0, 0], [200 / 255 - 0.5, -0.5, -0.5], atol=1e-5)
 
 
@@ -295,7 +296,7 @@ def _tiny_mask_model(path, side, logits=False):
 @pytest.mark.parametrize("card_id, logits", [("u2net", False), ("birefnet-general", True)])
 def test_a_registry_mask_model_runs_by_its_card(tmp_path, card_id, logits):
     card = model_cards()[card_id]
-    model = _tiny_mask_model(tmp_path / card.main_file, card.input.side, logits)
+    model = _tiny_mask_model(tmp_path / card.source.files[0], card.input.side, logits)
     rgb = np.zeros((90, 120, 3), np.uint8)
     rgb[:, :50] = (230, 40, 30)  # a red subject on the left, blue background on the right
     rgb[:, 50:] = (30, 40, 230)
@@ -385,6 +386,6 @@ def test_mode_none_gives_no_mask():
 def test_a_mask_that_cannot_be_made_is_one_sentence(tmp_path, mode, model, words):
     photo = photo_of(np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(InputError) as err:
-        subject_mask(photo, mode, tmp_path / model if model else None)
+        subject_mask(photo, mode, tmp_path / model if model else None, u2netp_hint())
     message = str(err.value)
     assert words in message and "\n" not in message and message.endswith(".")

@@ -18,13 +18,14 @@ from conftest import ROOT
 from hub_server import HubServer
 from image_to_mesh.inference.depth.affine_points import recover_focal_shift
 from image_to_mesh.inference.depth.predict import model_input_size
-from image_to_mesh.inference.depth.sources import ModelAccess
+from image_to_mesh.inference.runtime.access import ModelAccess
 from image_to_mesh.inference.errors import InputError
 from image_to_mesh.inference.runtime.store import DownloadCancelled, ModelStore
 from image_to_mesh.inference.runtime.cards import InputContract, ModelCard, ModelSource, model_card, model_cards
 from image_to_mesh.inference.runtime.onnx_session import onnx_session
 from image_to_mesh.inference.photo.photo import Photo
-from image_to_mesh.inference.pipeline import MeshSettings, image_to_mesh
+from image_to_mesh.inference.pipeline import image_to_mesh
+from image_to_mesh.inference.settings import MeshSettings
 from image_to_mesh.operators.builders.objects import build_objects
 from mathutils import Vector
 
@@ -87,7 +88,7 @@ def run_model(model_id, model_file, photo, **settings):
 def depths_by_column(record):
     """Vertex depth along the camera axis and the photo column each vertex came from."""
     z = -record.vertices[:, 2]
-    u = record.uvs[:, 0] * record.camera.width
+    u = record.uvs[:, 0] * record.camera.intrinsics.width
     return z, u
 
 
@@ -99,8 +100,8 @@ def test_depth_anything_contract_rgb_imagenet_disparity(tmp_path):
     z, u = depths_by_column(record)
     np.testing.assert_allclose(z[u < 140], 5.0, rtol=1e-3)
     np.testing.assert_allclose(z[u > 160], 1.0, rtol=1e-3)
-    assert record.report["method"] == "model" and record.report["model"]["id"] == "depth-anything-v2-small"
-    assert any("relative depth" in n for n in record.report["notices"])
+    assert record.report.method == "model" and record.report.model.id == "depth-anything-v2-small"
+    assert any("relative depth" in n for n in record.report.notices)
 
 
 def test_midas_contract_static_256_unit_range(tmp_path):
@@ -125,9 +126,9 @@ def test_depth_pro_contract_metric_depth_and_focal_length(tmp_path, empty_scene)
     # [-1, 1] normalisation: (0.2, 0.4, 0.6) -> (-0.6, -0.2, 0.2), mean -0.2, plus the model's 2 m.
     np.testing.assert_allclose(-record.vertices[:, 2], 1.8, rtol=1e-4)
     # The focal length is in pixels of the 1536-wide input, which spans the 400-pixel photo.
-    assert record.camera.focal_px == pytest.approx(1000.0 * 400 / 1536, rel=1e-6)
-    assert "predicted by Apple Depth Pro" in record.report["camera"]["source"]
-    assert camera_object.data.lens == pytest.approx(record.camera.focal_px * 36 / 400, rel=1e-5)
+    assert record.camera.intrinsics.focal_px == pytest.approx(1000.0 * 400 / 1536, rel=1e-6)
+    assert "predicted by Apple Depth Pro" in record.report.camera.source
+    assert camera_object.data.lens == pytest.approx(record.camera.intrinsics.focal_px * 36 / 400, rel=1e-5)
 
 
 def ramp_photo():
@@ -139,7 +140,7 @@ def ramp_photo():
 def test_moge_contract_recovers_the_camera_scale_mask_and_normals(tmp_path, empty_scene):
     model = tiny_models.ramp_points(tmp_path / "moge.onnx", tokens_per_unit_scale=900.0)
     record, mesh_object, camera_object = run_model("moge-2-vits", model, ramp_photo())
-    assert record.camera.focal_px == pytest.approx(255.0, rel=0.01)
+    assert record.camera.intrinsics.focal_px == pytest.approx(255.0, rel=0.01)
     row = (1 - record.uvs[:, 1]) * 192 - 0.5
     # metric_scale = num_tokens / 900 = 2 with the card's 1800 tokens; depth = scale * (1 + blue).
     np.testing.assert_allclose(-record.vertices[:, 2], 2.0 * (1 + row / 255), rtol=0.01)
@@ -205,7 +206,7 @@ def served_card(hub, content=BLOB, sha=None, kind="hub", commercial=True, card_i
         commercial=commercial, size_mb=3,
         source=ModelSource(kind=kind, files=("onnx/model.onnx",), sha256=(digest,), repo="tests/tiny-depth",
                            revision="main", url=f"{hub.url}/files/model.onnx"),
-        input=InputContract(("pixel_values",), "multiple-of-14", 518, "imagenet"),
+        input=InputContract("multiple-of-14", 518, "imagenet"),
         output_names=("predicted_depth",), output_kind="relative-disparity",
     )
 
@@ -333,7 +334,7 @@ def models_folder_with_midas(tmp_path):
 def test_auto_uses_a_model_already_present_and_reports_which(models_folder_with_midas):
     access = ModelAccess(ModelStore(models_folder_with_midas, allow_download=False, use_user_cache=False))
     record = image_to_mesh(halves((0, 200, 0), (203, 0, 0)), None, MeshSettings(), access)
-    assert record.report["method"] == "model" and record.report["model"]["id"] == "midas-v21-small"
+    assert record.report.method == "model" and record.report.model.id == "midas-v21-small"
 
 
 def cli(*args, cwd):
@@ -374,29 +375,28 @@ def test_operator_runs_a_model_from_the_preferences_models_folder(empty_scene, m
     prefs = bpy.context.preferences.addons["bl_ext.dev.image_to_mesh"].preferences
     prefs.models_folder = str(models_folder_with_midas)
     try:
-        assert bpy.ops.image_to_mesh.generate(photo_path=str(photo), depth_source="MODEL",
+        assert bpy.ops.image_to_mesh.generate(photo_path=str(photo), method="model",
                                               model="midas-v21-small") == {"FINISHED"}
         assert [o.name for o in empty_scene.objects if o.type == "MESH"] == ["halves"]
         with pytest.raises(RuntimeError, match="online access is off"):
-            bpy.ops.image_to_mesh.generate(photo_path=str(photo), depth_source="MODEL", model="moge-2-vits")
+            bpy.ops.image_to_mesh.generate(photo_path=str(photo), method="model", model="moge-2-vits")
         assert len([o for o in empty_scene.objects if o.type == "MESH"]) == 1
     finally:
         prefs.models_folder = ""
 
 
 def test_background_job_runs_the_pipeline_off_the_main_thread(models_folder_with_midas):
-    from image_to_mesh.operators.background_job import BackgroundJob
+    from image_to_mesh.inference.runtime.jobs import ThreadJob
 
     def run(settings):
-        job = BackgroundJob()
+        job = ThreadJob()
         access = ModelAccess(ModelStore(models_folder_with_midas, allow_download=False, use_user_cache=False),
-                             progress=job.progress, cancel=job.cancel)
+                             progress=job.progress, cancel=job.cancel_token)
         job.start(image_to_mesh, halves((0, 200, 0), (203, 0, 0)), None, settings, access)
-        job._thread.join(timeout=120)
-        assert job.done
+        assert job.wait(timeout=120)
         return job
 
     job = run(MeshSettings(method="model", model="midas-v21-small"))
-    assert job.error is None and job.result.report["model"]["id"] == "midas-v21-small"
+    assert job.error is None and job.result.report.model.id == "midas-v21-small"
     job = run(MeshSettings(method="model", model="moge-2-vits"))
     assert job.result is None and "not downloaded" in job.error

@@ -88,7 +88,7 @@ runpy.run_path(sys.argv[3], run_name="__main__")
 def test_each_closure_of_a_masked_depth_mesh_is_watertight_and_lines_up(empty_scene, motorcycle_files, closure):
     photo, depth, focal = motorcycle_files
     fov = float(np.degrees(2 * np.arctan(741 / 2 / focal)))
-    assert generate(photo_path=str(photo), depth_source="DEPTH_MAP", depth_path=str(depth), fov=fov,
+    assert generate(photo_path=str(photo), method="depth-map", depth_path=str(depth), fov=fov,
                     resolution=160, mask="u2netp", closure=closure, width=2.0) == {"FINISHED"}
     obj = the_mesh(empty_scene)
     assert_watertight(obj)
@@ -108,7 +108,7 @@ def test_each_closure_of_a_masked_depth_mesh_is_watertight_and_lines_up(empty_sc
 
 def test_finish_keeps_decimate_live_or_applies_it(empty_scene, motorcycle_files):
     photo, depth, _ = motorcycle_files
-    generate(photo_path=str(photo), depth_source="DEPTH_MAP", depth_path=str(depth), resolution=200,
+    generate(photo_path=str(photo), method="depth-map", depth_path=str(depth), resolution=200,
              target_faces=5000, smooth=2)
     obj = the_mesh(empty_scene)
     assert [m.type for m in obj.modifiers] == ["SMOOTH", "DECIMATE"]
@@ -116,7 +116,7 @@ def test_finish_keeps_decimate_live_or_applies_it(empty_scene, motorcycle_files)
     assert obj.modifiers["Decimate"].ratio == pytest.approx(5000 / triangles)
 
     bpy.ops.wm.read_homefile(use_empty=True)
-    generate(photo_path=str(photo), depth_source="DEPTH_MAP", depth_path=str(depth), resolution=200,
+    generate(photo_path=str(photo), method="depth-map", depth_path=str(depth), resolution=200,
              target_faces=5000, apply_finish=True)
     obj = the_mesh(bpy.context.scene)
     assert not obj.modifiers and 4000 < len(obj.data.polygons) < 6000 and obj.active_material is not None
@@ -153,7 +153,7 @@ def test_cli_checks_photos_before_converting(coffee, tmp_path):
 
 
 def test_feathered_mask_gives_the_texture_soft_edges(empty_scene, coffee):
-    assert generate(photo_path=str(coffee), depth_source="INFLATE", feather=8.0) == {"FINISHED"}
+    assert generate(photo_path=str(coffee), method="inflate", feather=8.0) == {"FINISHED"}
     material = the_mesh(empty_scene).active_material
     bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
     (link,) = bsdf.inputs["Alpha"].links

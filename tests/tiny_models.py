@@ -128,3 +128,36 @@ def _topological(nodes):
             produced.update(n.output)
             pending.remove(n)
     return ordered
+
+
+def slow_depth(path: Path, steps: int = 1500, side: int = 768) -> Path:
+    """Depth Anything's contract, with a chain of `steps` matrix products before the answer: a run long
+    enough (seconds) to be cancelled midway. The chain starts from the input, so no optimiser can fold it
+    away at load time, and contributes 0: depth = mean over channels + 3."""
+    from onnx import numpy_helper
+
+    matrix = (np.random.default_rng(0).standard_normal((side, side)) / np.sqrt(side)).astype(np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["matrix"], value=numpy_helper.from_array(matrix, "matrix_value")),
+        helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.zeros((), np.float32), "z")),
+        helper.make_node("Constant", [], ["offset"], value=numpy_helper.from_array(np.full((), 3, np.float32), "o")),
+        helper.make_node("ReduceMean", ["pixel_values", "axes"], ["mean"], keepdims=0),
+        _const("axes", np.array([1], np.int64)),
+        helper.make_node("ReduceMean", ["pixel_values"], ["overall"], keepdims=0),
+        helper.make_node("Mul", ["overall", "zero"], ["nil"]),
+        helper.make_node("Add", ["matrix", "nil"], ["m0"]),
+    ]
+    for i in range(steps):
+        nodes.append(helper.make_node("MatMul", [f"m{i}", "matrix"], [f"m{i + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"m{steps}"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["offset", "nothing"], ["shift"]),
+        helper.make_node("Add", ["mean", "shift"], ["predicted_depth"]),
+    ]
+    graph = helper.make_graph(
+        _topological(nodes), "slow_depth",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("predicted_depth", TensorProto.FLOAT, [1, "height", "width"])],
+    )
+    return _save(graph, path)

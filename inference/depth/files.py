@@ -70,7 +70,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         values = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError):
-        raise InputError(f"The depth map '{path}' is not a readable .npy array.") from None
+        raise InputError(f"The depth map '{path}' is not a readable .npy array.") from err
     if not np.issubdtype(values.dtype, np.number):
         raise InputError(f"The depth map '{path}' does not hold numbers.")
     return np.squeeze(values)

@@ -18,7 +18,14 @@ import numpy as np
 
 from ..errors import InputError
 
-DEPTH_KINDS = ("metric", "relative-depth", "relative-disparity")
+# Each kind with its label and description, as the sidebar and --help show them.
+DEPTH_KINDS = {
+    "metric": ("Metric", "Depth in metres along the camera axis (times Depth Scale)"),
+    "relative-depth": ("Relative Depth", "Depth up to an unknown scale and shift; mapped onto Near..Far"),
+    "relative-disparity": (
+        "Relative Disparity", "Inverse depth as MiDaS / Depth Anything output it; mapped onto Near..Far"
+    ),
+}
 
 
 def to_metric_depth(

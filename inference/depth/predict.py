@@ -12,11 +12,12 @@ import onnxruntime as ort
 from .affine_points import recover_focal_shift
 from ..errors import InputError
 from ..runtime.cards import ModelCard
+from ..runtime.jobs import CancelToken
+from ..runtime.onnx_session import run_session
+from ..runtime.preprocess import image_tensor
 from ..photo.photo import Photo
 from .upsample import upsample_depth
 
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 @dataclass
@@ -53,19 +54,22 @@ def predict_depth(
     photo: Photo,
     size: tuple[int, int],
     fov_x_deg: float | None = None,
+    cancel: CancelToken | None = None,
 ) -> DepthPrediction:
     """Run the model on `photo` and return its depth at `size` (width, height), edge-aware upsampled."""
     inputs = session.get_inputs()
     static = _static_spatial(inputs[0].shape)
     width, height = model_input_size(card, photo.size, static)
-    feeds = {inputs[0].name: _image_tensor(photo.rgb, (width, height), card.input.normalise)}
+    feeds = {inputs[0].name: image_tensor(photo.rgb, (width, height), card.input.normalise)}
     if card.input.num_tokens:
         feeds[inputs[1].name] = np.array(card.input.num_tokens, dtype=np.int64)
     names = list(card.output_names) or [o.name for o in session.get_outputs()]
     try:
-        outputs = dict(zip(names, session.run(names, feeds)))
+        outputs = dict(zip(names, run_session(session, names, feeds, cancel)))
+    except InputError:  # cancelled
+        raise
     except Exception as err:  # ONNX Runtime's own error types: a graph that does not match its card
-        raise InputError(f"The model '{card.name}' could not run on this photo ({str(err).splitlines()[0][:200]}).") from None
+        raise InputError(f"The model '{card.name}' could not run on this photo ({str(err).splitlines()[0][:200]}).") from err
 
     if card.output_kind == "affine-points":
         return _from_affine_points(outputs, photo, size, fov_x_deg)
@@ -100,18 +104,6 @@ def _from_affine_points(outputs: dict, photo: Photo, size: tuple[int, int], fov_
     # The focal length is in pixels of the point map, which spans the photo: rescale to the photo's pixels.
     focal_px = focal * photo.source_size[0] / points.shape[1]
     return DepthPrediction(metric, "metric", focal_px, grid_mask, normals)
-
-
-def _image_tensor(rgb: np.ndarray, size: tuple[int, int], normalise: str) -> np.ndarray:
-    """NCHW float32, RGB, resized with bicubic interpolation (area when shrinking a lot) and normalised."""
-    shrink = size[0] < rgb.shape[1] / 2 and size[1] < rgb.shape[0] / 2
-    image = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    image = image.astype(np.float32) / 255.0
-    if normalise == "imagenet":
-        image = (image - _IMAGENET_MEAN) / _IMAGENET_STD
-    elif normalise == "symmetric":
-        image = image * 2.0 - 1.0
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
 
 
 def _static_spatial(shape) -> tuple[int, int] | None:

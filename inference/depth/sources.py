@@ -7,29 +7,17 @@ downloaded if needed. --model-file: the chosen card's contract with local weight
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .predict import DepthPrediction, predict_depth
 from ..errors import InputError
-from ..runtime.store import ModelStore, Progress
+from ..photo.photo import Photo
+from ..record import ModelRun
+from ..runtime.access import ModelAccess
 from ..runtime.cards import ModelCard, model_card, task_cards
 from ..runtime.onnx_session import onnx_session
-from ..photo.photo import Photo
-
-
-@dataclass
-class ModelAccess:
-    """How models are found, fetched and run on this machine."""
-
-    store: ModelStore
-    device: str = "cpu"
-    threads: int = 0
-    license_accepted: bool = False  # the user accepted non-commercial licences for downloads
-    progress: Progress | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+from ..runtime.store import ModelStore
+from .predict import DepthPrediction, predict_depth
 
 
 def run_depth_model(
@@ -40,8 +28,8 @@ def run_depth_model(
     access: ModelAccess,
     size: tuple[int, int],
     fov_x_deg: float | None,
-) -> tuple[DepthPrediction, dict, list[str]]:
-    """The prediction at `size`, what ran (for the report), and notices for the user."""
+) -> tuple[DepthPrediction, ModelRun, dict[str, float], list[str]]:
+    """The prediction at `size`, what ran, its timings (for the report), and notices for the user."""
     card = model_card(model_id)
     notices = []
     start = time.perf_counter()
@@ -52,24 +40,17 @@ def run_depth_model(
         notices.append(f"Using the local file {path.name} for {card.name}; its hash was not checked.")
     else:
         card = card if method == "model" else _present_or(card, access.store)
-        path = access.store.fetch(card, access.progress, access.cancel, access.license_accepted)[0]
+        path = access.fetch(card)[0]
     fetched = time.perf_counter()
     session, session_notices = onnx_session(path, access.device, access.threads)
-    prediction = predict_depth(session, card, photo, size, fov_x_deg)
+    prediction = predict_depth(session, card, photo, size, fov_x_deg, access.cancel)
     done = time.perf_counter()
     if prediction.kind == "relative-disparity":
         notices.append(f"{card.name} gives relative depth, which carries no true scale: Near and Far set the size.")
-    report = {
-        "id": card.id,
-        "name": card.name,
-        "license": card.license,
-        "commercial": card.commercial,
-        "file": str(path),
-        "provider": session.get_providers()[0],
-        "output": card.output_kind,
-        "timings": {"model": fetched - start, "inference": done - fetched},
-    }
-    return prediction, report, notices + session_notices
+    run = ModelRun(card.id, card.name, card.license, card.commercial, str(path), session.get_providers()[0],
+                   card.output_kind)
+    timings = {"model": fetched - start, "inference": done - fetched}
+    return prediction, run, timings, notices + session_notices
 
 
 def _present_or(card: ModelCard, store: ModelStore) -> ModelCard:

@@ -35,7 +35,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-CLOSURES = ("none", "solidify", "mirror", "inflate")
+# Each closure with its label and description, as the sidebar and --help show them.
+CLOSURES = {
+    "none": ("Open Relief", "Only the surface the photo sees"),
+    "solidify": ("Solidify", "A back at a uniform thickness behind the front"),
+    "mirror": ("Mirror", "The front mirrored about the silhouette: a guess at the hidden back"),
+    "inflate": ("Inflate", "Rounded like a balloon from the silhouette, with the depth's detail on top"),
+}
 
 # Default solidify thickness: this fraction of the smaller side of the front's bounding box in x and y.
 SOLIDIFY_FRACTION = 0.1
@@ -53,6 +59,19 @@ class ClosedMesh:
     # [front_count, N) the back twins of [0, front_count), in the same order.
     source_vertex: np.ndarray  # (N,) int32, the input vertex each vertex copies: carries colours and the like
     front_count: int
+
+    def carry_normals(self, normals: np.ndarray | None, closure: str) -> np.ndarray | None:
+        """The input vertices' normals (e.g. a model's) on the closed mesh: a front vertex keeps its own; a back
+        twin faces away, mirrored about the silhouette plane (mirror, inflate) or reversed (solidify)."""
+        if normals is None:
+            return None
+        carried = normals[self.source_vertex].astype(np.float32)
+        back = carried[self.front_count:]
+        if closure == "solidify":
+            back *= -1.0
+        else:
+            back[:, 2] *= -1.0
+        return carried
 
 
 def close_surface(

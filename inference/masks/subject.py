@@ -31,28 +31,26 @@ import numpy as np
 
 from ..errors import InputError
 from ..runtime.cards import InputContract, ModelCard, task_cards
-from ..runtime.onnx_session import onnx_session
+from ..runtime.jobs import CancelToken
+from ..runtime.onnx_session import onnx_session, run_session
+from ..runtime.preprocess import image_tensor
 from ..photo.photo import Photo
 
-MASK_MODES = ("auto", "alpha", "u2netp", "u2net", "grabcut", "none")
+# Each mode with its label and description, as the sidebar and --help show them.
+MASK_MODES = {
+    "auto": ("Auto", "The photo's alpha channel if it has one, else U2-Net-p"),
+    "alpha": ("Alpha", "Keep only where the photo is opaque"),
+    "u2netp": ("U2-Net-p", "Salient-object segmentation, bundled (4.6 MB), offline"),
+    "u2net": ("U2-Net", "The full U2-Net (176 MB, downloaded once)"),
+    "grabcut": ("GrabCut", "Refined by colour: for product shots on a clean background"),
+    "none": ("None", "Keep the whole photo"),
+}
 WORK_SIDE = 1024  # cleanup runs at most at this long side; masks are upsampled to the photo at the very end
 GRABCUT_SIDE = 512  # GrabCut's cost grows with pixels x iterations: half a megapixel keeps it near a second
-FETCH_HINT = "python scripts/fetch_u2netp.py models/u2netp.onnx"
-# Where the extension carries U²-Net-p: fetched by `make setup`, put into every zip by the build.
-BUNDLED_U2NETP = Path(__file__).resolve().parents[2] / "models" / "u2netp.onnx"
 
 # U²-Net-p ships with the tool rather than through the registry; its contract is rembg's, and U²-Net's own:
 # RGB at 320 x 320, pixels divided by the image's maximum, ImageNet mean/std, NCHW float32.
-U2NETP_CONTRACT = InputContract(names=(), size_rule="fixed", side=320, normalise="imagenet-max")
-
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-# normalise -> (pixel divisor: None = the image's own maximum, mean, std)
-_NORMALISE = {
-    "imagenet-max": (None, _IMAGENET_MEAN, _IMAGENET_STD),
-    "imagenet": (255.0, _IMAGENET_MEAN, _IMAGENET_STD),
-    "centred": (255.0, np.full(3, 0.5, np.float32), np.ones(3, np.float32)),
-}
+U2NETP_CONTRACT = InputContract(size_rule="fixed", side=320, normalise="imagenet-max")
 
 SessionFactory = Callable[[Path], tuple]  # path -> (onnxruntime session, notices), like runtime.onnx_session.onnx_session
 
@@ -75,16 +73,19 @@ def subject_mask(
     photo: Photo,
     mode: str,
     u2netp_path: Path | None,
+    u2netp_hint: str = "reinstall Image to Mesh",
     session_factory: SessionFactory | None = None,
     *,
     model_path: Path | None = None,
     device: str = "cpu",
     threads: int = 0,
     cleanup: Cleanup = Cleanup(),
+    cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray | None, dict]:
     """The subject's mask, bool (H, W) at photo.rgb's size (None for mode "none"), and a report.
 
-    u2netp_path: U²-Net-p's file (used by u2netp, auto without alpha, and to seed grabcut).
+    u2netp_path: U²-Net-p's file (used by u2netp, auto without alpha, and to seed grabcut); the extension
+        carries it, and u2netp_hint says how to get it back when it is missing.
     model_path: the file of a registry mask model (mode "u2net" or another mask card's id), as the model store
         found or fetched it.
     session_factory: path -> (session, notices); default runtime.onnx_session.onnx_session on `device` with `threads`.
@@ -101,7 +102,7 @@ def subject_mask(
         return None, report
 
     start = time.perf_counter()
-    soft = _soft_mask(photo, mode, u2netp_path, model_path, factory, cards, report)
+    soft = _soft_mask(photo, mode, (u2netp_path, u2netp_hint), model_path, factory, cards, report, cancel)
     mask, stats = finish_mask(soft, photo.size, cleanup)
     report.update(stats)
     report["coverage"] = float(mask.mean())
@@ -111,7 +112,7 @@ def subject_mask(
     return mask, report
 
 
-def _soft_mask(photo, mode, u2netp_path, model_path, factory, cards, report) -> np.ndarray:
+def _soft_mask(photo, mode, u2netp, model_path, factory, cards, report, cancel) -> np.ndarray:
     """The chosen method's soft mask: uint8 0..255 (>= 128 = subject) at whatever resolution it works at."""
     if mode == "auto":
         if _has_meaningful_alpha(photo):
@@ -128,21 +129,21 @@ def _soft_mask(photo, mode, u2netp_path, model_path, factory, cards, report) -> 
             )
         return photo.alpha
     if mode == "u2netp":
-        return _model_soft(photo.rgb, _u2netp_file(u2netp_path), U2NETP_CONTRACT, factory, report)
+        return _model_soft(photo.rgb, _u2netp_file(*u2netp), U2NETP_CONTRACT, factory, report, cancel)
     if mode == "grabcut":
-        return _grabcut_soft(photo.rgb, u2netp_path, factory, report)
+        return _grabcut_soft(photo.rgb, u2netp, factory, report, cancel)
     card = cards[mode]
-    return _model_soft(photo.rgb, _card_file(card, model_path), card.input, factory, report)
+    return _model_soft(photo.rgb, _card_file(card, model_path), card.input, factory, report, cancel)
 
 
 # --- ONNX models --------------------------------------------------------------------------------------------
 
 
-def _model_soft(rgb, path: Path, contract: InputContract, factory, report) -> np.ndarray:
+def _model_soft(rgb, path: Path, contract: InputContract, factory, report, cancel=None) -> np.ndarray:
     start = time.perf_counter()
     session, notices = factory(path)
     loaded = time.perf_counter()
-    probability = model_probability(session, rgb, contract)
+    probability = model_probability(session, rgb, contract, cancel)
     report["notices"].extend(notices)
     report["model"] = str(path)
     report["provider"] = session.get_providers()[0]
@@ -150,7 +151,7 @@ def _model_soft(rgb, path: Path, contract: InputContract, factory, report) -> np
     return _to_uint8(probability)
 
 
-def model_probability(session, rgb: np.ndarray, contract: InputContract) -> np.ndarray:
+def model_probability(session, rgb: np.ndarray, contract: InputContract, cancel=None) -> np.ndarray:
     """A mask model's foreground probability (float32 0..1) at the model's own input size.
 
     Input and output names come from the session; output 0's first channel is the prediction (U²-Net's
@@ -159,8 +160,8 @@ def model_probability(session, rgb: np.ndarray, contract: InputContract) -> np.n
     """
     first = session.get_inputs()[0]
     height, width = _input_size(first.shape, contract.side)
-    pixels = model_input(rgb, (width, height), contract.normalise)
-    output = session.run([session.get_outputs()[0].name], {first.name: pixels})[0]
+    pixels = image_tensor(rgb, (width, height), contract.normalise)
+    output = run_session(session, [session.get_outputs()[0].name], {first.name: pixels}, cancel)[0]
     prediction = np.asarray(output, dtype=np.float32).reshape(-1, *output.shape[-2:])[0]
     if prediction.min() < 0.0 or prediction.max() > 1.0:
         # A graph that ends without a sigmoid (BiRefNet) gives logits; U²-Net and IS-Net end with one.
@@ -171,18 +172,6 @@ def model_probability(session, rgb: np.ndarray, contract: InputContract) -> np.n
     return (prediction - low) / (high - low)
 
 
-def model_input(rgb: np.ndarray, size: tuple[int, int], normalise: str) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> (1, 3, h, w) float32 for a mask model: resized to `size` = (w, h), normalised."""
-    if normalise not in _NORMALISE:
-        raise ValueError(f"unknown mask-model normalisation '{normalise}'")
-    shrinking = size[0] <= rgb.shape[1] and size[1] <= rgb.shape[0]
-    resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
-    divisor, mean, std = _NORMALISE[normalise]
-    scale = divisor if divisor is not None else max(float(resized.max()), 1.0)
-    pixels = (resized.astype(np.float32) / scale - mean) / std
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
-
-
 def _input_size(shape, side: int) -> tuple[int, int]:
     """(height, width): the graph's static spatial dims where it has them, else side x side."""
     dims = list(shape)[-2:]
@@ -191,10 +180,10 @@ def _input_size(shape, side: int) -> tuple[int, int]:
     return side, side
 
 
-def _u2netp_file(path: Path | None) -> Path:
+def _u2netp_file(path: Path | None, hint: str) -> Path:
     if path is None or not Path(path).is_file():
         where = f"at '{path}'" if path is not None else "configured"
-        raise InputError(f"The subject-mask model U²-Net-p (u2netp.onnx) is not {where}: get it with `{FETCH_HINT}`.")
+        raise InputError(f"The subject-mask model U²-Net-p (u2netp.onnx) is not {where}: {hint}.")
     return Path(path)
 
 
@@ -218,15 +207,16 @@ def _has_meaningful_alpha(photo: Photo) -> bool:
 # --- GrabCut ------------------------------------------------------------------------------------------------
 
 
-def _grabcut_soft(rgb, u2netp_path, factory, report) -> np.ndarray:
+def _grabcut_soft(rgb, u2netp, factory, report, cancel) -> np.ndarray:
     seed = None
-    if u2netp_path is not None and Path(u2netp_path).is_file():
-        seed = _model_soft(rgb, Path(u2netp_path), U2NETP_CONTRACT, factory, report)
+    path, hint = u2netp
+    if path is not None and Path(path).is_file():
+        seed = _model_soft(rgb, Path(path), U2NETP_CONTRACT, factory, report, cancel)
         report["method"] = "grabcut (seeded by u2netp)"
     else:
         report["method"] = "grabcut (centred rectangle)"
         report["notices"].append(
-            f"U²-Net-p is not available, so GrabCut starts from a centred rectangle (get it with `{FETCH_HINT}`)."
+            f"U²-Net-p is not available, so GrabCut starts from a centred rectangle ({hint})."
         )
     start = time.perf_counter()
     result = grabcut(rgb, seed)

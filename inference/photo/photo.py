@@ -18,6 +18,15 @@ _FOCAL_35MM = 0xA405
 
 
 @dataclass
+class Texture:
+    """An image a mesh's UVs map: upright 8-bit sRGB, with an optional alpha channel."""
+
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8
+    alpha: np.ndarray | None = None  # (H, W) uint8
+
+
+@dataclass
 class Photo:
     """A photo as the pipeline uses it: upright 8-bit RGB, optional alpha, and its original upright size."""
 
@@ -30,6 +39,10 @@ class Photo:
     @property
     def size(self) -> tuple[int, int]:
         return self.rgb.shape[1], self.rgb.shape[0]
+
+    @property
+    def texture(self) -> Texture:
+        return Texture(self.name, self.rgb, self.alpha)
 
 
 def load_photo(path: str | Path, max_side: int = 4096) -> Photo:
@@ -52,7 +65,7 @@ def load_photo(path: str | Path, max_side: int = 4096) -> Photo:
             im.load()
             photo = _photo_from_pil(im, path.stem, max_side)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"The photo '{path}' is not a readable image ({_reason(err)}).") from None
+        raise InputError(f"The photo '{path}' is not a readable image ({_reason(err)}).") from err
     photo.source_size = source_size
     focal = exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
     photo.focal_35mm = float(focal) if focal else None
@@ -67,13 +80,13 @@ def photo_from_pixels(name: str, rgba: np.ndarray) -> Photo:
     return Photo(name, np.ascontiguousarray(pixels[..., :3]), alpha, (w, h))
 
 
-def encode_texture(photo: Photo) -> tuple[bytes, str]:
-    """The photo as image-file bytes for the mesh texture: JPEG, or PNG when it has an alpha channel."""
+def encode_texture(texture: Texture) -> tuple[bytes, str]:
+    """A texture as image-file bytes: JPEG, or PNG when it has an alpha channel."""
     buf = io.BytesIO()
-    if photo.alpha is None:
-        Image.fromarray(photo.rgb).save(buf, "JPEG", quality=95, subsampling=0)
+    if texture.alpha is None:
+        Image.fromarray(texture.rgb).save(buf, "JPEG", quality=95, subsampling=0)
         return buf.getvalue(), ".jpg"
-    Image.fromarray(np.dstack([photo.rgb, photo.alpha])).save(buf, "PNG", compress_level=1)
+    Image.fromarray(np.dstack([texture.rgb, texture.alpha])).save(buf, "PNG", compress_level=1)
     return buf.getvalue(), ".png"
 
 

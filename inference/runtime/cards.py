@@ -12,6 +12,7 @@ from ..errors import InputError
 CARDS_FILE = Path(__file__).with_name("model_cards.toml")
 DEFAULT_MODEL = "depth-anything-v2-small"
 OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points", "mask")
+RUNTIMES = ("onnx", "torch-worker")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,6 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class InputContract:
-    names: tuple[str, ...]  # () = the graph's own input names, read at run time
     size_rule: str  # "multiple-of-14" | "fixed" | "max-side"
     side: int
     normalise: str  # "imagenet" | "unit" | "symmetric"
@@ -51,10 +51,7 @@ class ModelCard:
     output_names: tuple[str, ...]
     output_kind: str
     task: str = "depth"  # "depth" or "mask" (subject masks, inference/masks/)
-
-    @property
-    def main_file(self) -> str:
-        return self.source.files[0]
+    runtime: str = "onnx"  # "onnx": ONNX Runtime in this process; "torch-worker": the generator's own process
 
 
 @cache
@@ -63,6 +60,8 @@ def model_cards() -> dict[str, ModelCard]:
     cards = {}
     for raw in tomllib.loads(CARDS_FILE.read_text(encoding="utf-8"))["model"]:
         src, inp, out = raw["source"], raw["input"], raw["output"]
+        if raw.get("runtime", "onnx") not in RUNTIMES:
+            raise ValueError(f"model card {raw['id']}: unknown runtime {raw['runtime']}")
         if out["kind"] not in OUTPUT_KINDS:
             raise ValueError(f"model card {raw['id']}: unknown output kind {out['kind']}")
         cards[raw["id"]] = ModelCard(
@@ -77,12 +76,13 @@ def model_cards() -> dict[str, ModelCard]:
                 repo=src.get("repo", ""), revision=src.get("revision", ""), url=src.get("url", ""),
             ),
             input=InputContract(
-                names=tuple(inp["names"]), size_rule=inp["size_rule"], side=inp["side"],
+                size_rule=inp["size_rule"], side=inp["side"],
                 normalise=inp["normalise"], num_tokens=inp.get("num_tokens", 0),
             ),
             output_names=tuple(out["names"]),
             output_kind=out["kind"],
             task=raw.get("task", "depth"),
+            runtime=raw.get("runtime", "onnx"),
         )
     return cards
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ..errors import InputError
+from .jobs import CancelToken
 
-DEVICE_PROVIDERS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
+# device -> (ONNX Runtime's execution provider, label, description)
+DEVICES = {
+    "cpu": ("CPUExecutionProvider", "CPU", "Every machine"),
+    "cuda": ("CUDAExecutionProvider", "CUDA", "NVIDIA GPUs (needs ONNX Runtime's CUDA build and drivers)"),
+    "directml": ("DmlExecutionProvider", "DirectML", "Any GPU on Windows (needs onnxruntime-directml)"),
+    "coreml": ("CoreMLExecutionProvider", "Core ML", "Apple silicon"),
 }
 
 _sessions: dict[tuple, tuple[ort.InferenceSession, list[str]]] = {}
@@ -22,8 +24,8 @@ _lock = threading.Lock()
 
 def onnx_session(path: Path, device: str = "cpu", threads: int = 0) -> tuple[ort.InferenceSession, list[str]]:
     """A cached session for `path`, and notices (e.g. the fallback to the CPU). threads 0 = ONNX Runtime's choice."""
-    if device not in DEVICE_PROVIDERS:
-        raise InputError(f"Unknown device '{device}': use one of {', '.join(DEVICE_PROVIDERS)}.")
+    if device not in DEVICES:
+        raise InputError(f"Unknown device '{device}': use one of {', '.join(DEVICES)}.")
     path = Path(path).resolve()
     key = (str(path), path.stat().st_mtime_ns, device, threads)
     with _lock:
@@ -32,11 +34,26 @@ def onnx_session(path: Path, device: str = "cpu", threads: int = 0) -> tuple[ort
         return _sessions[key]
 
 
+def run_session(session: ort.InferenceSession, names: list[str], feeds: dict, cancel: CancelToken | None = None) -> list:
+    """session.run, ended at once when `cancel` is set (ONNX Runtime's RunOptions.terminate); Cancelled then."""
+    options = ort.RunOptions()
+    if cancel is None:
+        return session.run(names, feeds, options)
+    cancel.watch(options)
+    try:
+        return session.run(names, feeds, options)
+    except Exception:
+        cancel.check()  # a terminated run raises ONNX Runtime's own error: report the cancel instead
+        raise
+    finally:
+        cancel.unwatch(options)
+
+
 def _create(path: Path, device: str, threads: int) -> tuple[ort.InferenceSession, list[str]]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: ONNX Runtime's warnings are not the user's business
-    wanted = DEVICE_PROVIDERS[device]
+    wanted = DEVICES[device][0]
     notices = []
     if wanted not in ort.get_available_providers():
         notices.append(f"{wanted} is not available in this ONNX Runtime build: running on the CPU.")
@@ -48,7 +65,7 @@ def _create(path: Path, device: str, threads: int) -> tuple[ort.InferenceSession
         if wanted != "CPUExecutionProvider":
             notices.append(f"{wanted} failed to start ({err}): running on the CPU.")
             return _create(path, "cpu", threads)[0], notices
-        raise InputError(f"The model file '{path.name}' is not a valid ONNX model ({_first_line(err)}).") from None
+        raise InputError(f"The model file '{path.name}' is not a valid ONNX model ({_first_line(err)}).") from err
     if session.get_providers()[0] != wanted:
         notices.append(f"{wanted} could not load (missing drivers or libraries?): running on the CPU.")
     return session, notices

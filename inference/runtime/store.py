@@ -133,7 +133,7 @@ class ModelStore:
         except DownloadCancelled:
             raise
         except Exception as err:  # huggingface_hub raises many kinds; the user needs one sentence
-            raise InputError(self._failure(card, name, err)) from None
+            raise InputError(self._failure(card, name, err)) from err
 
     def _fetch_url(self, card: ModelCard, name: str, progress: Progress | None, cancel: threading.Event) -> Path:
         """A plain HTTPS file, resumed from its .part file if an earlier download was interrupted."""
@@ -161,7 +161,7 @@ class ModelStore:
             part.unlink(missing_ok=True)
             raise
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-            raise InputError(self._failure(card, name, err) + " Run it again to resume.") from None
+            raise InputError(self._failure(card, name, err) + " Run it again to resume.") from err
         os.replace(part, target)
         return target
 

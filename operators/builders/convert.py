@@ -7,8 +7,9 @@ from pathlib import Path
 
 import bpy
 
-from ...inference.depth.sources import ModelAccess
-from ...inference.pipeline import MeshSettings, image_to_mesh
+from ...inference.pipeline import image_to_mesh
+from ...inference.runtime.access import ModelAccess
+from ...inference.settings import MeshSettings
 from .objects import build_objects
 from .export import export_objects
 from .finish import MeshFinish
@@ -20,7 +21,6 @@ def convert_file(
     outputs: list[Path],
     settings: MeshSettings,
     models: ModelAccess | None,
-    finish: MeshFinish | None = None,
 ) -> dict:
     """Mesh `photo` (with `depth_map`, or a model), write every output, and describe the run (the CLI's JSON)."""
     start = time.perf_counter()
@@ -29,28 +29,30 @@ def convert_file(
     built = time.perf_counter()
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
-    mesh_object, camera_object, image = build_objects(record, scene.collection, scene, finish)
-    timings = dict(record.report["timings"], build=time.perf_counter() - built)
+    mesh_object, camera_object, image = build_objects(record, scene.collection, scene, MeshFinish.of(settings))
+    report = record.report.to_dict()
+    timings = dict(report["timings"], build=time.perf_counter() - built)
 
     exported = time.perf_counter()
     written = []
     for out in outputs:
-        written += [f for f in export_objects([mesh_object, camera_object], out, image) if f not in written]
+        objects = [o for o in (mesh_object, camera_object) if o is not None]
+        written += [f for f in export_objects(objects, out, image) if f not in written]
     timings["export"] = time.perf_counter() - exported
     timings["total"] = time.perf_counter() - start
     return {
         "inputs": {"photo": str(photo), "depth_map": depth_map and str(depth_map)},
-        "method": record.report["method"],
-        "model": record.report["model"],
+        "method": report["method"],
+        "model": report["model"],
         "object": mesh_object.name,
         "vertices": len(record.vertices),
         "faces": record.face_count,
-        "mask": record.report["mask"],
-        "closure": record.report["closure"],
-        "scale": record.report["scale"],
-        "quality": record.report["quality"],
-        "camera": record.report["camera"],
-        "notices": record.report["notices"],
+        "mask": report["mask"],
+        "closure": report["closure"],
+        "scale": report["scale"],
+        "quality": report["quality"],
+        "camera": report["camera"],
+        "notices": report["notices"],
         "timings": timings,
         "outputs": [str(f) for f in written],
     }

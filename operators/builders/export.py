@@ -29,7 +29,7 @@ def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=path.parent))
     except OSError as err:
-        raise InputError(f"Cannot write to the folder '{path.parent}': {err.strerror}.") from None
+        raise InputError(f"Cannot write to the folder '{path.parent}': {err.strerror}.") from err
     try:
         select_only(bpy.context.view_layer, objects)
         _write(suffix, staging / path.name, image)
@@ -42,7 +42,7 @@ def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types
             written.append(target)
         return written
     except OSError as err:
-        raise InputError(f"Cannot write '{path}': {err.strerror or err}.") from None
+        raise InputError(f"Cannot write '{path}': {err.strerror or err}.") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

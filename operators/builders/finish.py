@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ...inference.errors import InputError
 
 
 @dataclass
@@ -16,9 +15,10 @@ class MeshFinish:
     smooth: int = 0  # smoothing iterations; 0 none
     apply: bool = False  # bake the modifiers into the mesh instead of keeping them adjustable
 
-    def check(self) -> None:
-        if self.target_faces < 0 or self.smooth < 0:
-            raise InputError("The face target and the smoothing iterations cannot be negative.")
+    @classmethod
+    def of(cls, settings) -> MeshFinish:
+        """The finish a MeshSettings asks for."""
+        return cls(settings.target_faces, settings.smooth, settings.apply_finish)
 
 
 def finish_mesh(obj: bpy.types.Object, finish: MeshFinish) -> None:

@@ -15,8 +15,12 @@ def build_mesh(
     vertex_colors: np.ndarray | None = None,
     edges: np.ndarray | None = None,
     corner_edges: np.ndarray | None = None,
+    corner_uvs: np.ndarray | None = None,
 ) -> bpy.types.Mesh:
-    """A mesh of quads then triangles with per-vertex UVs (stored per corner) and optional sRGB vertex colours.
+    """A mesh of quads then triangles with UVs and optional sRGB vertex colours.
+
+    UVs come per vertex (`uvs`, N x 2, gathered to the corners here) or per face corner (`corner_uvs`, quads'
+    corners then triangles': a UV atlas whose seams do not split the vertices).
 
     `edges` (E x 2 vertex indices, each edge once) and `corner_edges` (the edge from each corner to the next,
     quads' corners then triangles') spare Blender from finding the edges itself, the costliest step of the
@@ -38,17 +42,29 @@ def build_mesh(
     mesh.polygons.foreach_set("loop_start", memoryview(starts))
     mesh.attributes["position"].data.foreach_set("vector", np.ascontiguousarray(vertices, np.float32).ravel())
     mesh.attributes[".corner_vert"].data.foreach_set("value", corners)
-    # Each corner's UV is its vertex's: gather (u, v) pairs as single 64-bit values, several times faster
-    # than gathering rows of a 2-column array.
-    uv_pairs = np.ascontiguousarray(uvs, np.float32).view(np.uint64).ravel()
-    mesh.uv_layers.new(name="UVMap").uv.foreach_set("vector", np.take(uv_pairs, corners).view(np.float32))
+    if corner_uvs is None:
+        # Each corner's UV is its vertex's: gather (u, v) pairs as single 64-bit values, several times faster
+        # than gathering rows of a 2-column array.
+        uv_pairs = np.ascontiguousarray(uvs, np.float32).view(np.uint64).ravel()
+        corner_uvs = np.take(uv_pairs, corners).view(np.float32)
+    mesh.uv_layers.new(name="UVMap").uv.foreach_set("vector", np.ascontiguousarray(corner_uvs, np.float32).ravel())
     del corners  # memory peaks at the UV gather: keep the edges, and their 130 MB at 4 M vertices, after it
     if vertex_colors is not None:
         colors = mesh.color_attributes.new("Color", "BYTE_COLOR", "POINT")
         colors.data.foreach_set("color_srgb", np.ascontiguousarray(vertex_colors, np.float32).ravel())
     if edges is not None:
         mesh.edges.add(len(edges))  # selected, as update(calc_edges=True) leaves new edges
-        mesh.attributes[".edge_verts"].data.foreach_set("value", np.ascontiguousarray(edges, np.int32).ravel())
-        mesh.attributes[".corner_edge"].data.foreach_set("value", np.ascontiguousarray(corner_edges, np.int32))
+        _write_edges(mesh, np.ascontiguousarray(edges, np.int32).ravel(), np.ascontiguousarray(corner_edges, np.int32))
     mesh.update(calc_edges=edges is None)
     return mesh
+
+
+def _write_edges(mesh: bpy.types.Mesh, edge_verts: np.ndarray, corner_edges: np.ndarray) -> None:
+    """Edges and each corner's edge: through Blender's internal attributes where this Blender has them (4.0 and
+    newer: several times faster), else through the public edge and loop properties."""
+    if bpy.app.version >= (4, 0, 0) and ".edge_verts" in mesh.attributes and ".corner_edge" in mesh.attributes:
+        mesh.attributes[".edge_verts"].data.foreach_set("value", edge_verts)
+        mesh.attributes[".corner_edge"].data.foreach_set("value", corner_edges)
+    else:
+        mesh.edges.foreach_set("vertices", edge_verts)
+        mesh.loops.foreach_set("edge_index", corner_edges)

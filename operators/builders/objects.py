@@ -8,10 +8,9 @@ scaling the mesh moves the camera with it and the alignment holds.
 
 from __future__ import annotations
 
-import math
-
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from ...inference.record import MeshRecord
 from ...inference.photo.photo import encode_texture
@@ -22,14 +21,13 @@ from .finish import MeshFinish, finish_mesh
 
 # Camera frame (x right, y up, looking down -z) -> world: x -> X, y -> Z, z -> -Y.
 CAMERA_TO_WORLD = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)
-# The camera object's rotation that turns its local frame into the world frame above.
-CAMERA_ROTATION = (math.pi / 2, 0.0, 0.0)
 
 
 def build_objects(
     record: MeshRecord, collection: bpy.types.Collection, scene: bpy.types.Scene, finish: MeshFinish | None = None
-) -> tuple[bpy.types.Object, bpy.types.Object, bpy.types.Image]:
-    """Link the mesh object and its camera into `collection` and return them with the texture image.
+) -> tuple[bpy.types.Object, bpy.types.Object | None, bpy.types.Image]:
+    """Link the mesh object and its camera (if the record has one) into `collection`; return them with the
+    texture image.
 
     The camera becomes the scene's camera only when the scene has none (the render size then becomes the
     photo's), so an existing shot is never changed. A closed object gets its origin at the bottom centre of
@@ -38,34 +36,43 @@ def build_objects(
     world = record.vertices @ CAMERA_TO_WORLD.T
     # Column by column: numpy reduces a tall N x 3 array along axis 0 several times slower.
     centre = np.array([(column.min() + column.max()) / 2 for column in world.T])
-    if record.report.get("closure", "none") != "none":
+    if record.closed:
         centre[2] = world[:, 2].min()
     world -= centre
 
     mesh = build_mesh(
         record.name, world, record.quads, record.triangles, record.uvs, record.vertex_colors,
-        record.edges, record.corner_edges,
+        record.edges, record.corner_edges, record.corner_uvs,
     )
-    image = build_photo_image(record.name, *encode_texture(record.photo))
-    mesh.materials.append(build_photo_material(record.name, image, use_alpha=record.photo.alpha is not None))
+    image = build_photo_image(record.texture.name, *encode_texture(record.texture))
+    mesh.materials.append(build_photo_material(record.name, image, use_alpha=record.texture.alpha is not None))
     if record.vertex_normals is not None:  # a model's predicted normals shade finer than the mesh's own
         mesh.normals_split_custom_set_from_vertices(record.vertex_normals @ CAMERA_TO_WORLD.T)
     mesh_object = bpy.data.objects.new(record.name, mesh)
     collection.objects.link(mesh_object)
     if finish is not None:
         finish_mesh(mesh_object, finish)
+    if record.camera is None:
+        return mesh_object, None, image
 
-    cam = record.camera
-    farthest = float(-record.vertices[:, 2].min())
-    camera_object = build_camera(f"{record.name} camera", cam.width, cam.height, cam.focal_px, max(100.0, 2 * farthest))
-    camera_object.location = -centre
-    camera_object.rotation_euler = CAMERA_ROTATION
-    camera_object.parent = mesh_object
+    view = record.camera
+    intrinsics = view.intrinsics
+    box = np.array([[column.min(), column.max()] for column in record.vertices.T])  # (3, 2)
+    corners = np.stack(np.meshgrid(*box, indexing="ij"), axis=-1).reshape(-1, 3)
+    farthest = float(np.linalg.norm(corners - view.position, axis=1).max())
+    camera_object = build_camera(f"{record.name} camera", intrinsics.width, intrinsics.height, intrinsics.focal_px,
+                                 max(100.0, 2 * farthest))
+    pose = np.eye(4)
+    pose[:3, :3] = CAMERA_TO_WORLD @ view.rotation
+    pose[:3, 3] = CAMERA_TO_WORLD @ view.position - centre
+    camera_object.parent = mesh_object  # the mesh sits at the world origin, unrotated: local = world
+    camera_object.matrix_basis = Matrix(pose.tolist())
     collection.objects.link(camera_object)
-    show_photo_behind(camera_object, image)
+    photo = image if record.photo is None else build_photo_image(record.photo.name, *encode_texture(record.photo))
+    show_photo_behind(camera_object, photo)
     if scene.camera is None:
         scene.camera = camera_object
-        match_render_size(scene, cam.width, cam.height)
+        match_render_size(scene, intrinsics.width, intrinsics.height)
     return mesh_object, camera_object, image
 
 

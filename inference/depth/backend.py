@@ -1,0 +1,124 @@
+"""The depth backend: a photo's depth (a depth map, a depth model, or its subject's silhouette inflated)
+-> the grid mesh seen by the photo's camera, closed into an object when asked.
+
+Methods:
+  depth-map  the user's depth map, of the kind they say (depth.kinds);
+  model      a depth model's prediction (depth.sources picks, fetches and runs it; a model may predict the
+             field of view, a mask and normals too);
+  inflate    no depth at all: the subject's silhouette rounded into a balloon (geometry.closure).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry.camera import CameraView, Intrinsics, photo_intrinsics
+from ..geometry.closure import close_surface, inflate_depth
+from ..geometry.grid_mesh import depth_to_grid_mesh, grid_size, sample_nearest
+from ..photo.prepared import PreparedPhoto
+from ..record import CameraReport, MeshRecord, Report
+from ..runtime.access import ModelAccess
+from .files import load_depth_map, size_notice
+from .kinds import to_metric_depth
+from .sources import run_depth_model
+
+# A photo holds no scale: without --height/--width an inflated object's silhouette is placed this far away.
+INFLATE_DISTANCE_M = 1.0
+
+
+def depth_mesh(method: str, prepared: PreparedPhoto, depth, settings, models: ModelAccess | None) -> MeshRecord:
+    """The mesh of `method` ("depth-map" with `depth` a file or an array, "model", or "inflate")."""
+    photo = prepared.photo
+    start = time.perf_counter()
+    size = grid_size(photo.source_size, settings.resolution)
+    report = Report(method, settings={}, closure=settings.closure_mode, notices=list(prepared.mask_report["notices"]))
+    normals = model_mask = model_focal = None
+    if method == "model":
+        prediction, report.model, report.timings, notices = run_depth_model(
+            photo, settings.model, settings.method, settings.model_file, models, size, settings.fov
+        )
+        report.notices += notices
+        kind, raw, normals, model_mask, model_focal = (
+            prediction.kind, prediction.values, prediction.normals, prediction.mask, prediction.focal_px
+        )
+    elif method == "depth-map":
+        raw = depth if isinstance(depth, np.ndarray) else load_depth_map(depth)
+        kind = settings.depth_kind
+        report.notices += [n for n in [size_notice(raw, photo.source_size)] if n]
+        if kind != "metric":
+            report.notices.append("Relative depth carries no true scale: Near and Far set the size; measure or rescale it.")
+    intrinsics, camera_source = _intrinsics(photo, settings, model_focal, report.model)
+    if camera_source.startswith("field of view unknown"):
+        report.notices.append(f"The camera is a guess: {camera_source}.")
+    grid_mask = _combine(prepared.mask, model_mask, size)
+    if method == "inflate" or settings.closure_mode == "inflate":
+        if grid_mask is None or not grid_mask.any():
+            raise InputError(f"No subject was found in '{photo.name}' to inflate: try another mask mode.")
+        detail = None if method == "inflate" else sample_nearest(
+            to_metric_depth(raw, kind, settings.depth_scale, settings.near, settings.far), size)
+        distance = INFLATE_DISTANCE_M if detail is None else float(np.nanmedian(np.where(grid_mask, detail, np.nan)))
+        metric = inflate_depth(grid_mask, intrinsics.focal_px * size[0] / intrinsics.width, distance, detail=detail)
+        edge_threshold = 90.0  # an inflated surface is continuous by construction
+    else:
+        metric = to_metric_depth(raw, kind, settings.depth_scale, settings.near, settings.far)
+        edge_threshold = settings.edge_threshold
+    report.timings["depth"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    grid = depth_to_grid_mesh(metric, intrinsics, settings.resolution, edge_threshold, grid_mask)
+    if len(grid.quads) + len(grid.triangles) == 0:
+        raise InputError(
+            f"No surface is left in '{photo.name}': the depth or mask leaves no connected faces "
+            f"(try a higher edge threshold than {settings.edge_threshold:g} degrees)."
+        )
+    vertices, quads, triangles, uvs = grid.vertices, grid.quads, grid.triangles, grid.uvs
+    edges, corner_edges = grid.edges, grid.corner_edges
+    vertex_normals = None if normals is None else normals.reshape(-1, 3)[grid.grid_index]
+    if settings.closure_mode != "none":
+        try:
+            closed = close_surface(vertices, quads, triangles, uvs, settings.closure_mode, settings.thickness)
+        except ValueError as err:
+            raise InputError(f"Cannot close '{photo.name}': {err}") from err
+        vertices, quads, triangles, uvs = closed.vertices, closed.quads, closed.triangles, closed.uvs
+        vertex_normals = closed.carry_normals(vertex_normals, settings.closure_mode)
+        edges = corner_edges = None  # the closed mesh has new edges; Blender computes them
+    if method == "inflate" and settings.height is None and settings.width is None:
+        report.notices.append(
+            f"A photo has no scale: the object was placed {INFLATE_DISTANCE_M:g} m away; give its real height "
+            "or width for true size."
+        )
+    report.camera = CameraReport(intrinsics.width, intrinsics.height, intrinsics.focal_px, intrinsics.fov_x_deg,
+                                 camera_source)
+    report.grid = grid.grid_size
+    report.timings["mesh"] = time.perf_counter() - start
+    return MeshRecord(
+        photo.name, vertices, quads, triangles, uvs, None, _colors_at(photo.rgb, uvs), photo.texture,
+        CameraView(intrinsics), None, settings.closure_mode != "none", report, vertex_normals, edges, corner_edges,
+    )
+
+
+def _intrinsics(photo, settings, model_focal: float | None, model) -> tuple[Intrinsics, str]:
+    """The user's camera first, then the model's, then EXIF or the default."""
+    if model_focal and settings.fov is None and settings.focal_px is None:
+        intrinsics = Intrinsics(*photo.source_size, model_focal)
+        return intrinsics, f"horizontal field of view {intrinsics.fov_x_deg:.1f} deg (predicted by {model.name})"
+    return photo_intrinsics(photo.source_size, settings.fov, settings.focal_px, photo.focal_35mm)
+
+
+def _combine(user_mask: np.ndarray | None, model_mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """Both masks at the grid's size (either may be None)."""
+    masks = [sample_nearest(m, size) for m in (user_mask, model_mask) if m is not None]
+    return np.logical_and.reduce(masks) if masks else None
+
+
+def _colors_at(rgb: np.ndarray, uvs: np.ndarray) -> np.ndarray:
+    """The photo's colour under each vertex's UV, as float32 sRGB RGBA."""
+    h, w = rgb.shape[:2]
+    cols = np.clip((uvs[:, 0] * w).astype(np.int64), 0, w - 1)
+    rows = np.clip(((1.0 - uvs[:, 1]) * h).astype(np.int64), 0, h - 1)
+    colors = np.ones((len(uvs), 4), dtype=np.float32)
+    np.divide(rgb[rows, cols], np.float32(255.0), out=colors[:, :3])
+    return colors
