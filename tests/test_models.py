@@ -400,3 +400,20 @@ def test_background_job_runs_the_pipeline_off_the_main_thread(models_folder_with
     assert job.error is None and job.result.report.model.id == "midas-v21-small"
     job = run(MeshSettings(method="model", model="moge-2-vits"))
     assert job.result is None and "not downloaded" in job.error
+
+
+@pytest.mark.parametrize("closure", ["solidify", "mirror"])
+def test_moge_normals_survive_closing_the_object(tmp_path, empty_scene, closure):
+    # The model's normals shade the front; a closed object keeps them there, and each back twin's normal is
+    # its front's turned away: mirrored about the silhouette plane, or reversed behind a solidified shell.
+    model = tiny_models.ramp_points(tmp_path / "moge.onnx", tokens_per_unit_scale=900.0)
+    open_record, _, _ = run_model("moge-2-vits", model, ramp_photo())
+    record, mesh_object, _ = run_model("moge-2-vits", model, ramp_photo(), closure=closure, mask="none")
+    normals = record.vertex_normals
+    assert normals is not None and len(normals) == len(record.vertices)
+    front = len(open_record.vertices)
+    np.testing.assert_allclose(normals[:front], open_record.vertex_normals, atol=1e-6)
+    assert len(normals) == 2 * front  # no bow-ties on a full grid: the back twins follow in the same order
+    turned = normals[:front] * ([-1, -1, -1] if closure == "solidify" else [1, 1, -1])
+    np.testing.assert_allclose(normals[front:], turned, atol=1e-6)
+    assert mesh_object.data.has_custom_normals
