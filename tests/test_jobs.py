@@ -5,11 +5,11 @@ matrix products); cancelling must end it within a second, through ONNX Runtime's
 killing the worker's process tree, and leave nothing behind.
 """
 
-import json
 import os
 import signal
 import sys
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -105,13 +105,18 @@ def process_group_alive(pid) -> bool:
         return False
 
 
+def start_slow_worker(tmp_path, slow_model, out):
+    """A worker meshing a photo with the slow model, once it is meshing."""
+    request = mesh_request(tmp_path, photo_file(tmp_path), asdict(slow_settings(slow_model)), out)
+    job = ProcessJob(WORKER, request).start()
+    wait_until(lambda: job.status.startswith("Meshing"))
+    return job
+
+
 @pytest.mark.skipif(os.name == "nt", reason="process groups are POSIX")
 def test_cancelling_a_worker_kills_its_process_tree_and_leaves_no_output(slow_model, tmp_path):
     out = tmp_path / "out"
-    request = mesh_request(tmp_path, photo_file(tmp_path), json.loads(json.dumps(slow_settings(slow_model).__dict__)),
-                           out)
-    job = ProcessJob(WORKER, request).start()
-    wait_until(lambda: job.status.startswith("Meshing"))
+    job = start_slow_worker(tmp_path, slow_model, out)
     time.sleep(1.0)  # well into the model's run
     assert not job.done
     cancelled_at = time.monotonic()
@@ -125,10 +130,7 @@ def test_cancelling_a_worker_kills_its_process_tree_and_leaves_no_output(slow_mo
 @pytest.mark.skipif(os.name == "nt", reason="signals are POSIX")
 def test_a_worker_that_dies_is_one_sentence(slow_model, tmp_path):
     out = tmp_path / "out"
-    request = mesh_request(tmp_path, photo_file(tmp_path), json.loads(json.dumps(slow_settings(slow_model).__dict__)),
-                           out)
-    job = ProcessJob(WORKER, request).start()
-    wait_until(lambda: job.status.startswith("Meshing"))
+    job = start_slow_worker(tmp_path, slow_model, out)
     os.kill(job.process.pid, signal.SIGKILL)  # what the out-of-memory killer does
     assert job.wait(timeout=10)
     assert job.result is None and "killed" in job.error and "\n" not in job.error
