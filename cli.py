@@ -4,7 +4,13 @@
     blender -b --python cli.py -- PHOTO [PHOTO ...] -o OUT [options]  (inside Blender)
 
 OUT is a file (.glb .gltf .obj .fbx .usdc .usda .usd .ply .stl .blend) for one photo, or a folder (one file per
-photo and --format). -o may be repeated. Exit status: 0 done, 2 bad usage or bad input (one sentence on stderr).
+photo and --format). -o may be repeated. Every failure is one sentence on stderr (and, with --json, part of the
+one JSON document on stdout). Exit status (README "Exit status"):
+    0    every photo was converted
+    1    an unexpected error (a bug) stopped the run before any photo was converted; the log file is named
+    2    bad usage or bad input: nothing was converted
+    3    some photos failed, the others were converted
+    130  interrupted (Ctrl-C), 143 terminated (SIGTERM): each photo's outputs are all there or none is
 """
 
 from __future__ import annotations
@@ -12,8 +18,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
+import signal
 import sys
+import tempfile
+import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,9 +54,68 @@ def _add_extension_wheels(root: Path) -> None:
         sys.path.append(str(site))
 
 
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad usage, found by argparse: one sentence like an InputError (before the package can be loaded)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one sentence, not argparse's usage block
-        self.exit(2, f"image_to_mesh: {message} (see --help).\n")
+        raise UsageError(f"{message[0].upper()}{message[1:]} (see --help).")
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM: the run stops at the next safe point."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.exit_status = 128 + signum
+        what = "Interrupted (Ctrl-C)" if signum == signal.SIGINT else "Terminated"
+        super().__init__(f"{what}: every photo finished before it was written whole; nothing else was written.")
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM become Interrupted, raised where stopping is safe.
+
+    The handler cancels running model work at once (downloads, ONNX Runtime runs) and raises straight away
+    unless the run is inside Blender (building, exporting, moving outputs into place), where it is raised at
+    the next checkpoint, or right after the outputs have been moved.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.cancel = None  # the models' CancelToken, once there is one
+        self._shielded = 0
+
+    def __enter__(self):
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *_):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, _frame):
+        self.signum = self.signum or signum
+        if self.cancel is not None:
+            self.cancel.set()
+        if not self._shielded:
+            raise Interrupted(self.signum)
+
+    def checkpoint(self) -> None:
+        if self.signum:
+            raise Interrupted(self.signum)
+
+    @contextmanager
+    def shielded(self):
+        """Signals wait for the end of the block (Blender's operators must not be interrupted midway)."""
+        self._shielded += 1
+        try:
+            yield
+        finally:
+            self._shielded -= 1
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -102,39 +172,65 @@ def settings_of(args: argparse.Namespace, settings_class):
 
 
 def main(argv: list[str]) -> int:
+    """Run the CLI; with --json, stdout is exactly one JSON document whatever happens."""
+    as_json = "--json" in argv
+    outcome = {"results": [], "failed": []}
+    with _Interrupts() as interrupts, _stdout_to_stderr(as_json):  # Blender logs on stdout, the JSON's
+        try:
+            status = _run(argv, outcome, interrupts)
+        except (UsageError, Interrupted) as err:
+            status = getattr(err, "exit_status", EXIT_BAD_INPUT)
+            outcome["error"] = _fail(str(err))
+        except Exception as err:  # InputError (the package's, loaded late) or a bug
+            status, outcome["error"] = _error_status(err)
+    if as_json:
+        outcome["exit_status"] = status
+        print(json.dumps(_finite(outcome), indent=2, allow_nan=False))
+    return status
+
+
+def _run(argv: list[str], outcome: dict, interrupts: _Interrupts) -> int:
     args = parse_args(argv)
     from image_to_mesh.inference.errors import InputError
     from image_to_mesh.inference.settings import MeshSettings
 
+    if args.list_models:
+        outcome["models"] = _list_models(args)
+        return EXIT_OK
+    if args.check_photo:
+        return _check_photos(args, outcome)
     settings = settings_of(args, MeshSettings)
-    try:
-        if args.list_models:
-            return _list_models(args)
-        if args.check_photo:
-            return _check_photos(args)
-        settings.check()
-        jobs = _plan(args)
-    except InputError as err:
-        return _fail(str(err))
+    settings.check()
+    jobs = _plan(args)
+    outcome["inputs"] = [{"photo": str(photo), "depth_map": depth and str(depth)} for photo, depth, _ in jobs]
+    from image_to_mesh.inference.pipeline import check_sources
+    from image_to_mesh.operators.builders.convert import convert_file
 
-    results, failures = [], []
-    with _stdout_to_stderr(args.json):  # importing Blender may log on stdout, which is the JSON's
-        from image_to_mesh.operators.builders.convert import convert_file
-
-        models = _model_access(args)
-        for photo, depth_map, outputs in jobs:
-            try:
-                result = convert_file(photo, depth_map, outputs, settings, models)
-            except InputError as err:
-                failures.append({"photo": str(photo), "error": str(err)})
-                _fail(str(err))
-                continue
-            results.append(result)
-            if not args.json:
-                _print_result(result)
-    if args.json:
-        print(json.dumps(_summary(jobs, results, failures), indent=2))
-    return 2 if failures else 0
+    models = _model_access(args)
+    for has_depth_map in {depth is not None for _, depth, _ in jobs}:
+        check_sources(settings, has_depth_map, models)
+    interrupts.cancel = models.cancel
+    for photo, depth_map, outputs in jobs:
+        interrupts.checkpoint()
+        try:
+            result = convert_file(photo, depth_map, outputs, settings, models, interrupts.checkpoint,
+                                  interrupts.shielded)
+        except InputError as err:
+            interrupts.checkpoint()  # a model run cancelled by the signal: report the interruption
+            outcome["failed"].append({"photo": str(photo), "error": _fail(str(err))})
+            continue
+        except (Interrupted, KeyboardInterrupt):
+            raise
+        except Exception as err:  # a bug in one photo: say so, keep the details, go on with the others
+            outcome["failed"].append({"photo": str(photo), "error": _fail(_unexpected(err, photo))})
+            continue
+        outcome["results"].append(result)
+        if not args.json:
+            _print_result(result)
+    outcome.update(_totals(outcome["results"]))
+    if not outcome["failed"]:
+        return EXIT_OK
+    return EXIT_SOME_FAILED if outcome["results"] else EXIT_BAD_INPUT
 
 
 def _model_access(args):
@@ -156,35 +252,48 @@ def _progress_line(name: str, done: int, total: int) -> None:
     print(f"\rDownloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end=end, file=sys.stderr, flush=True)
 
 
-def _check_photos(args) -> int:
-    """The photographer's checklist for each photo, before any conversion (InputError for unreadable ones)."""
+def _check_photos(args, outcome: dict) -> int:
+    """The photographer's checklist for each photo, before any conversion."""
+    from image_to_mesh.inference.errors import InputError
     from image_to_mesh.inference.photo.photo import load_photo
     from image_to_mesh.inference.photo.prepared import PHOTO_CHECK_SIDE, check_photo
     from image_to_mesh.inference.photo.quality import format_quality
 
-    with _stdout_to_stderr(args.json):
-        from image_to_mesh.operators.model_access import BUNDLED_U2NETP, u2netp_hint
+    if not args.photos:
+        raise InputError("Give at least one photo to check.")
+    from image_to_mesh.operators.model_access import BUNDLED_U2NETP, u2netp_hint
 
-    reports = {}
+    outcome["quality"] = {}
     for path in args.photos:
-        reports[path] = check_photo(load_photo(path, max_side=PHOTO_CHECK_SIDE), BUNDLED_U2NETP, u2netp_hint())
+        try:
+            report = check_photo(load_photo(path, max_side=PHOTO_CHECK_SIDE), BUNDLED_U2NETP, u2netp_hint())
+        except InputError as err:
+            outcome["failed"].append({"photo": path, "error": _fail(str(err))})
+            continue
+        outcome["quality"][path] = report
         if not args.json:
             print(f"{path}:")
-            for line in format_quality(reports[path]):
+            for line in format_quality(report):
                 print(f"  {line}")
-    if args.json:
-        print(json.dumps({"quality": reports}, indent=2))
-    return 0
+    if not outcome["failed"]:
+        return EXIT_OK
+    return EXIT_SOME_FAILED if outcome["quality"] else EXIT_BAD_INPUT
 
 
-def _list_models(args) -> int:
+def _list_models(args) -> list[dict]:
     from image_to_mesh.inference.runtime.cards import model_cards
 
     store = _model_access(args).store
+    models = []
     for card in model_cards().values():
-        print(f"{card.id}  {card.size_mb:g} MB  {card.license}  commercial {'yes' if card.commercial else 'no'}  "
-              f"downloaded {'yes' if store.find(card, verify=False) else 'no'}  {card.task}: {card.best_for}")
-    return 0
+        downloaded = bool(store.find(card, verify=False))
+        models.append({"id": card.id, "name": card.name, "task": card.task, "size_mb": card.size_mb,
+                       "license": card.license, "commercial": card.commercial, "downloaded": downloaded,
+                       "best_for": card.best_for})
+        if not args.json:
+            print(f"{card.id}  {card.size_mb:g} MB  {card.license}  commercial {'yes' if card.commercial else 'no'}  "
+                  f"downloaded {'yes' if downloaded else 'no'}  {card.task}: {card.best_for}")
+    return models
 
 
 def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
@@ -198,6 +307,11 @@ def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
     if not args.output:
         raise InputError("Give an output file or folder with -o.")
     photos = [Path(p) for p in args.photos]
+    for photo in photos:
+        if not photo.exists():
+            raise InputError(f"The photo '{photo}' does not exist.")
+        if photo.is_dir():
+            raise InputError(f"'{photo}' is a folder, not a photo: give the photos in it (e.g. '{photo / '*.jpg'}').")
     formats = ["." + f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
     for fmt in formats:
         if fmt not in EXPORT_SUFFIXES:
@@ -206,17 +320,21 @@ def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
     if len(set(stems)) < len(stems):
         raise InputError("Two photos have the same name, so their outputs would overwrite each other.")
 
+    # -o: a file when its name ends in a format's extension, a folder when it exists as one or has no extension.
     outputs = [[] for _ in photos]
     for out in map(Path, args.output):
-        if out.suffix.lower() in EXPORT_SUFFIXES and not out.is_dir():
-            if len(photos) > 1:
-                raise InputError(f"Several photos need a folder for -o, not the file '{out}'.")
-            outputs[0].append(out)
-        elif out.suffix and not out.is_dir() and len(photos) == 1:
-            raise InputError(f"Cannot write '{out.name}': the output must end in one of {' '.join(EXPORT_SUFFIXES)}.")
-        else:
+        if out.is_dir() or not out.suffix:
             for i, photo in enumerate(photos):
                 outputs[i] += [out / f"{photo.stem}{fmt}" for fmt in formats]
+        elif out.suffix.lower() not in EXPORT_SUFFIXES:
+            raise InputError(f"Cannot write '{out.name}': an output file must end in one of "
+                             f"{' '.join(EXPORT_SUFFIXES)} (a folder is a name without an extension).")
+        elif len(photos) > 1:
+            raise InputError(f"Several photos need a folder for -o, not the file '{out}'.")
+        else:
+            outputs[0].append(out)
+    for folder in dict.fromkeys(path.parent for paths in outputs for path in paths):
+        _check_writable(folder)
 
     maps = [Path(p) for p in args.depth_map or []]
     if not maps:
@@ -226,6 +344,21 @@ def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
     if len(maps) != len(photos):
         raise InputError(f"{len(photos)} photos but {len(maps)} depth maps: give one --depth-map per photo, or a folder.")
     return list(zip(photos, maps, outputs))
+
+
+def _check_writable(folder: Path) -> None:
+    """Before any work: the output folder, or the nearest existing folder above it, must take new files."""
+    from image_to_mesh.inference.errors import InputError
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"Cannot write into '{folder}': '{existing}' is a file, not a folder.")
+    times = os.stat(existing)
+    try:  # a real try: permissions, read-only disks and virtual file systems all answer it (os.access does not)
+        os.rmdir(tempfile.mkdtemp(prefix=".image_to_mesh-probe-", dir=existing))
+        os.utime(existing, ns=(times.st_atime_ns, times.st_mtime_ns))  # and the folder looks untouched
+    except OSError as err:
+        raise InputError(f"Cannot write into '{folder}': {err.strerror or err} in '{existing}'.") from err
 
 
 def _find_depth_map(folder: Path, photo: Path, suffixes) -> Path:
@@ -268,23 +401,51 @@ def _print_result(result: dict) -> None:
         print(f"  note: {notice}")
 
 
-def _summary(jobs, results: list[dict], failures: list[dict]) -> dict:
+def _totals(results: list[dict]) -> dict:
     methods = sorted({r["method"] for r in results})
     return {
-        "inputs": [{"photo": str(photo), "depth_map": depth and str(depth)} for photo, depth, _ in jobs],
         "method": methods[0] if len(methods) == 1 else methods,  # what ran: one method, or each that did
         "vertices": sum(r["vertices"] for r in results),
         "faces": sum(r["faces"] for r in results),
         "outputs": [o for r in results for o in r["outputs"]],
         "timings": {"total": sum(r["timings"]["total"] for r in results)},
-        "results": results,
-        "failed": failures,
     }
 
 
-def _fail(message: str) -> int:
-    print(f"image_to_mesh: {message}", file=sys.stderr)
-    return 2
+def _finite(value):
+    """`value` with every non-finite float as null: strict JSON has no Infinity or NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _error_status(err: Exception) -> tuple[int, str]:
+    """A failure outside any photo: a user's mistake (InputError) is one sentence, anything else a bug."""
+    try:
+        from image_to_mesh.inference.errors import InputError
+    except Exception:  # the package itself did not load: that is the bug
+        InputError = ()
+    if isinstance(err, InputError):
+        return EXIT_BAD_INPUT, _fail(str(err))
+    return EXIT_BUG, _fail(_unexpected(err))
+
+
+def _unexpected(err: Exception, photo: Path | None = None) -> str:
+    """Keep a bug's traceback in a log file and say so in one sentence."""
+    log = Path(tempfile.gettempdir()) / f"image_to_mesh-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"{time.ctime()} {photo or ''}\n{traceback.format_exc()}\n")
+    where = f" with '{photo}'" if photo else ""
+    return f"Unexpected error{where} ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}); details in {log}."
+
+
+def _fail(message: str) -> str:
+    print(f"image_to_mesh: {message}", file=sys.stderr, flush=True)
+    return message
 
 
 def _argv() -> list[str]:

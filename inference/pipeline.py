@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from .depth.backend import depth_mesh
+from .depth.sources import present_or
 from .errors import InputError
+from .masks.subject import MASK_MODES
 from .photo.photo import Photo, load_photo
 from .photo.prepared import prepare_photo
 from .record import MeshRecord
 from .runtime.access import ModelAccess
+from .runtime.cards import model_card
 from .settings import MeshSettings
 
 # method -> backend(method, prepared photo, depth map or None, settings, models) -> MeshRecord
@@ -36,8 +39,8 @@ def image_to_mesh(
     Raises InputError on bad input (and Cancelled, an InputError, when models.cancel is set).
     """
     settings = settings or MeshSettings()
-    settings.check()
-    method = choose_method(settings, depth, models)
+    check_sources(settings, depth is not None, models)
+    method = choose_method(settings, depth is not None, models)
     start = time.perf_counter()
     if not isinstance(photo, Photo):
         photo = load_photo(photo, max_side=max(settings.texture_size, settings.resolution))
@@ -52,15 +55,32 @@ def image_to_mesh(
     return _real_size(replace(record, report=report), settings)
 
 
-def choose_method(settings: MeshSettings, depth, models: ModelAccess | None) -> str:
+def check_sources(settings: MeshSettings, has_depth_map: bool, models: ModelAccess | None) -> None:
+    """Everything a run needs that can be checked before a photo is read: the settings, a local model file, and
+    models that are neither here nor downloadable. A refusal comes at once, never after minutes of work."""
+    settings.check()
+    method = choose_method(settings, has_depth_map, models)
+    if settings.model_file and method == "model" and not Path(settings.model_file).is_file():
+        raise InputError(f"The model file '{settings.model_file}' does not exist.")
+    if models is None:
+        return
+    if method == "model" and not settings.model_file:
+        card = model_card(settings.model)
+        models.store.check_obtainable(present_or(card, models.store) if settings.method == "auto" else card,
+                                      models.license_accepted)
+    if settings.mask_mode not in MASK_MODES or settings.mask_mode == "u2net":
+        models.store.check_obtainable(model_card(settings.mask_mode, task="mask"), models.license_accepted)
+
+
+def choose_method(settings: MeshSettings, has_depth_map: bool, models: ModelAccess | None) -> str:
     """The backend that runs: settings.method, with "auto" resolved."""
     if settings.method == "inflate":
         return "inflate"
-    if depth is not None and settings.method == "model":
+    if has_depth_map and settings.method == "model":
         raise InputError("Choose one depth source: a depth map, or --method model, not both.")
-    if depth is None and settings.method == "depth-map":
+    if not has_depth_map and settings.method == "depth-map":
         raise InputError("No depth map given: pass --depth-map, or use a depth model (--method auto).")
-    if depth is not None:
+    if has_depth_map:
         return "depth-map"
     if models is None:
         raise InputError("No depth source: give the photo's depth map, or a models folder for a depth model.")

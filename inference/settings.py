@@ -103,10 +103,12 @@ class MeshSettings:
     depth_kind: str = option("metric", "Depth Kind", "what a depth map's values are", choices=_choices(DEPTH_KINDS))
     depth_scale: float = option(
         1.0, "Depth Scale", "multiplies the depth, e.g. 0.001 for a depth map in millimetres",
-        minimum=1e-6, soft_maximum=1000.0,
+        minimum=1e-6, maximum=1e6, soft_maximum=1000.0,
     )
-    near: float = option(1.0, "Near", "nearest depth of relative depth, metres", minimum=1e-3, unit="metres")
-    far: float = option(5.0, "Far", "farthest depth of relative depth, metres", minimum=1e-3, unit="metres")
+    near: float = option(1.0, "Near", "nearest depth of relative depth, metres", minimum=1e-3, maximum=1e6,
+                         unit="metres")
+    far: float = option(5.0, "Far", "farthest depth of relative depth, metres", minimum=1e-3, maximum=1e6,
+                        unit="metres")
     fov: float | None = option(
         None, "Field of View",
         "horizontal field of view in degrees; automatic: the model's, else the photo's EXIF, else 55 degrees "
@@ -115,7 +117,7 @@ class MeshSettings:
     )
     focal_px: float | None = option(
         None, "Focal Length (px)", "focal length in the photo's pixels; wins over the field of view",
-        kind=float, minimum=0.0, soft_maximum=20000.0, metavar="PX",
+        kind=float, minimum=1.0, maximum=1e6, soft_maximum=20000.0, metavar="PX",
     )
     resolution: int = option(
         DEFAULT_RESOLUTION, "Resolution", "vertices along the photo's long side (capped at one per pixel)",
@@ -133,20 +135,20 @@ class MeshSettings:
     )
     feather: float = option(
         0.0, "Feather", "fade the texture out over this many photo pixels inside the mask's edge",
-        minimum=0.0, soft_maximum=50.0, unit="pixels", metavar="PX",
+        minimum=0.0, maximum=1e4, soft_maximum=50.0, unit="pixels", metavar="PX",
     )
     closure: str = option("none", "Close", "close the subject into a watertight object", choices=_choices(CLOSURES))
     thickness: float | None = option(
         None, "Thickness", "solidify thickness in metres; automatic: 10 % of the width",
-        kind=float, minimum=0.0, unit="metres", metavar="M",
+        kind=float, minimum=0.0, maximum=1e4, unit="metres", metavar="M",
     )
     height: float | None = option(
         None, "Real Height", "the subject's real height in metres (its extent along the photo's vertical)",
-        kind=float, minimum=0.0, unit="metres", metavar="M",
+        kind=float, minimum=0.0, maximum=1e4, unit="metres", metavar="M",
     )
     width: float | None = option(
         None, "Real Width", "the subject's real width in metres (its extent along the photo's horizontal)",
-        kind=float, minimum=0.0, unit="metres", metavar="M",
+        kind=float, minimum=0.0, maximum=1e4, unit="metres", metavar="M",
     )
     texture_size: int = option(
         4096, "Texture Size", "long side of the texture in pixels (capped by the photo's)",
@@ -154,7 +156,7 @@ class MeshSettings:
     )
     target_faces: int = option(
         0, "Target Faces", "decimate to about this many faces (Blender's Decimate); 0 keeps every face",
-        minimum=0, metavar="N",
+        minimum=0, maximum=10**9, metavar="N",
     )
     smooth: int = option(0, "Smooth", "smoothing iterations; 0 = none", minimum=0, maximum=100, metavar="N")
     apply_finish: bool = option(

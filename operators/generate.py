@@ -8,12 +8,14 @@ synchronously.
 
 from __future__ import annotations
 
+import traceback
+
 import bpy
 from bpy.props import StringProperty
 
 from ..inference.errors import InputError
 from ..inference.photo.photo import Photo, load_photo
-from ..inference.pipeline import image_to_mesh
+from ..inference.pipeline import check_sources, image_to_mesh
 from ..inference.runtime.jobs import ThreadJob
 from ..inference.settings import MeshSettings
 from .builders.finish import MeshFinish
@@ -91,6 +93,8 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
             return {"PASS_THROUGH"}
         self._stop_progress(context)
         if job.error:
+            if not isinstance(job.exception, InputError):  # a bug: its traceback goes to the system console
+                traceback.print_exception(job.exception)
             self.report({"ERROR"}, job.error)
             return {"CANCELLED"}
         return self._build(context, job.result)
@@ -112,10 +116,10 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         settings = settings_from(self)
         if settings.model_file:
             settings.model_file = bpy.path.abspath(settings.model_file)
-        settings.check()
-        photo = self._photo()
         depth = bpy.path.abspath(self.depth_path) if self.depth_path and settings.method in ("auto", "depth-map") else None
-        return photo, depth, settings, preferences_model_access(context, settings.accept_license)
+        models = preferences_model_access(context, settings.accept_license)
+        check_sources(settings, depth is not None, models)  # refused now, not after the photo was read
+        return self._photo(), depth, settings, models
 
     def _build(self, context, record):
         settings = settings_from(self)

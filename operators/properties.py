@@ -34,6 +34,8 @@ def _property(default, opt):
                               **common)
     limits = {key: value for key, value in (("min", opt.minimum), ("max", opt.maximum), ("soft_max", opt.soft_maximum))
               if value is not None}
+    if automatic:
+        limits["min"] = 0  # 0 stands for "automatic"
     extra = _UNITS.get(opt.unit, {})
     if kind is int:
         return IntProperty(default=blender_value(default, default, opt), **limits, **common,

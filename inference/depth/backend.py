@@ -27,6 +27,8 @@ from .sources import run_depth_model
 
 # A photo holds no scale: without --height/--width an inflated object's silhouette is placed this far away.
 INFLATE_DISTANCE_M = 1.0
+# Wider than this, a pinhole camera's rays at the photo's edges are parallel to its image plane.
+MAX_FOV_DEG = 179.0
 
 
 def depth_mesh(method: str, prepared: PreparedPhoto, depth, settings, models: ModelAccess | None) -> MeshRecord:
@@ -51,6 +53,11 @@ def depth_mesh(method: str, prepared: PreparedPhoto, depth, settings, models: Mo
         if kind != "metric":
             report.notices.append("Relative depth carries no true scale: Near and Far set the size; measure or rescale it.")
     intrinsics, camera_source = _intrinsics(photo, settings, model_focal, report.model)
+    if not intrinsics.fov_x_deg < MAX_FOV_DEG:  # also NaN: a focal length of a millionth of a pixel, say
+        raise InputError(
+            f"A focal length of {intrinsics.focal_px:g} px gives this {intrinsics.width} px wide photo a field of "
+            f"view of {intrinsics.fov_x_deg:.1f} degrees: give one under {MAX_FOV_DEG:g} degrees."
+        )
     if camera_source.startswith("field of view unknown"):
         report.notices.append(f"The camera is a guess: {camera_source}.")
     grid_mask = _combine(prepared.mask, model_mask, size)

@@ -35,11 +35,9 @@ def run_depth_model(
     start = time.perf_counter()
     if model_file:
         path = Path(model_file)
-        if not path.is_file():
-            raise InputError(f"The model file '{path}' does not exist.")
         notices.append(f"Using the local file {path.name} for {card.name}; its hash was not checked.")
     else:
-        card = card if method == "model" else _present_or(card, access.store)
+        card = card if method == "model" else present_or(card, access.store)
         path = access.fetch(card)[0]
     fetched = time.perf_counter()
     session, session_notices = onnx_session(path, access.device, access.threads)
@@ -53,7 +51,7 @@ def run_depth_model(
     return prediction, run, timings, notices + session_notices
 
 
-def _present_or(card: ModelCard, store: ModelStore) -> ModelCard:
+def present_or(card: ModelCard, store: ModelStore) -> ModelCard:
     """The chosen card if its files are here, else the first card whose files are, else the chosen card."""
     if store.is_present(card):
         return card

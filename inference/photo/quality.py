@@ -171,7 +171,8 @@ def _subject(photo: Photo, mask: np.ndarray | None, shape: tuple[int, int]) -> n
     if mask.ndim != 2:
         raise ValueError(f"The subject mask must be 2-D (H, W), not {mask.shape}.")
     h, w = mask.shape
-    if mask.size == 0 or abs(w / h - shape[1] / shape[0]) > 0.02 * shape[1] / shape[0]:
+    # Same shape: equal aspect ratios, up to 2 % or the one pixel a very thin photo's sizes round by.
+    if mask.size == 0 or abs(w * shape[0] / h - shape[1]) > max(1.0, 0.02 * shape[1]):
         raise ValueError(f"The subject mask ({w}x{h}) does not have the photo's shape ({shape[1]}x{shape[0]}).")
     # Threshold at full size into 0/1 bytes: one cheap pass, and no float copy of a 12-megapixel mask.
     if mask.dtype != bool:

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import threading
-import traceback
 from typing import Protocol
 
 from ..errors import InputError
@@ -76,12 +75,13 @@ class Job(Protocol):
 class ThreadJob:
     """`function(*args)` on a daemon thread; `cancel_token` is what the function must poll or pass on."""
 
-    def __init__(self, status: str = "Starting"):
-        self.cancel_token = CancelToken()
+    def __init__(self, status: str = "Starting", cancel_token: CancelToken | None = None):
+        self.cancel_token = cancel_token or CancelToken()
         self.status = status
         self.fraction = 0.0
         self.result = None
         self.error: str | None = None
+        self.exception: BaseException | None = None  # what the function raised, its traceback with it
         self._thread: threading.Thread | None = None
 
     def start(self, function, *args) -> ThreadJob:
@@ -108,11 +108,14 @@ class ThreadJob:
     def _run(self, function, *args) -> None:
         try:
             self.result = function(*args)
-        except InputError as err:
-            self.error = str(err)
-        except Exception:  # a bug, not a user mistake: keep the traceback for the console
-            traceback.print_exc()
-            self.error = UNEXPECTED
+        except Exception as err:  # a user mistake is its sentence; a bug keeps its traceback in `exception`
+            self.exception = err
+            self.error = str(err) if isinstance(err, InputError) else UNEXPECTED
+
+    def raise_error(self) -> None:
+        """Raise what the function raised, in the caller's thread."""
+        if self.exception is not None:
+            raise self.exception
 
 
 class ProcessJob:

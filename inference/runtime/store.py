@@ -95,12 +95,7 @@ class ModelStore:
         found = self.find(card)
         if found:
             return found
-        if not self.allow_download:
-            raise InputError(self.offline_message(card))
-        if not card.commercial and not license_accepted:
-            raise InputError(
-                f"{card.name} is licensed {card.license} (not for commercial use): accept its licence to download it."
-            )
+        self._check_downloadable(card, license_accepted)
         fetch_one = self._fetch_hub if card.source.kind == "hub" else self._fetch_url
         paths = []
         for name in card.source.files:
@@ -112,6 +107,19 @@ class ModelStore:
                 raise
             paths.append(path)
         return paths
+
+    def check_obtainable(self, card: ModelCard, license_accepted: bool) -> None:
+        """InputError now, before any work, if `fetch` would refuse the card: not here and not downloadable."""
+        if not self.find(card, verify=False):
+            self._check_downloadable(card, license_accepted)
+
+    def _check_downloadable(self, card: ModelCard, license_accepted: bool) -> None:
+        if not self.allow_download:
+            raise InputError(self.offline_message(card))
+        if not card.commercial and not license_accepted:
+            raise InputError(
+                f"{card.name} is licensed {card.license} (not for commercial use): accept its licence to download it."
+            )
 
     def offline_message(self, card: ModelCard) -> str:
         urls = " and ".join(card.source.file_url(name) for name in card.source.files)

@@ -16,35 +16,68 @@ from .objects import select_only
 EXPORT_SUFFIXES = (".glb", ".gltf", ".obj", ".fbx", ".usdc", ".usda", ".usd", ".ply", ".stl", ".blend")
 
 
-def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types.Image) -> list[Path]:
-    """Write `objects` (the mesh textured with `image`, and its camera) to `path`; return every file written.
+class StagedOutputs:
+    """Every output file of one photo, all or nothing.
 
-    Everything is written into a hidden staging folder beside `path` first and moved into place only once
-    the exporter has finished, sidecar files (texture, .mtl, .bin) first and the main file last.
+    Each exporter writes into a hidden staging folder beside its target; only once every output is complete are
+    the files moved into place, sidecars (texture, .mtl, .bin) first and main files last. On an error or an
+    interruption before that, nothing is moved, the staging folders go, and so do output folders this created.
     """
-    suffix = path.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        raise InputError(f"Cannot write '{path.name}': the output must end in one of {' '.join(EXPORT_SUFFIXES)}.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=path.parent))
-    except OSError as err:
-        raise InputError(f"Cannot write to the folder '{path.parent}': {err.strerror}.") from err
-    try:
-        select_only(bpy.context.view_layer, objects)
-        _write(suffix, staging / path.name, image)
-        staged = sorted((f for f in staging.rglob("*") if f.is_file()), key=lambda f: f.name == path.name)
+
+    def __init__(self, outputs: list[Path]):
+        self.outputs = list(dict.fromkeys(outputs))
+        for path in self.outputs:
+            if path.suffix.lower() not in EXPORT_SUFFIXES:
+                raise InputError(f"Cannot write '{path.name}': the output must end in one of {' '.join(EXPORT_SUFFIXES)}.")
+        self._staging: dict[Path, Path] = {}
+        self._created: list[Path] = []
+
+    def __enter__(self) -> StagedOutputs:
+        for folder in dict.fromkeys(path.parent for path in self.outputs):
+            try:
+                missing = [p for p in (folder, *folder.parents) if not p.exists()]
+                folder.mkdir(parents=True, exist_ok=True)
+                self._created += missing
+                self._staging[folder] = Path(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=folder))
+            except OSError as err:
+                self.__exit__(type(err), err, None)
+                raise InputError(f"Cannot write to the folder '{folder}': {err.strerror}.") from err
+        return self
+
+    def write(self, objects: list[bpy.types.Object], path: Path, image: bpy.types.Image) -> None:
+        """Export `objects` (the mesh textured with `image`, and its camera) as `path`, into staging."""
+        try:
+            select_only(bpy.context.view_layer, objects)
+            _write(path.suffix.lower(), self._staging[path.parent] / path.name, image)
+        except OSError as err:
+            raise InputError(f"Cannot write '{path}': {err.strerror or err}.") from err
+
+    def commit(self) -> list[Path]:
+        """Move every staged file into place; return them, main files last."""
+        main_names = {(path.parent, path.name) for path in self.outputs}
+        staged = [(folder, file) for folder, staging in self._staging.items()
+                  for file in staging.rglob("*") if file.is_file()]
+        staged.sort(key=lambda item: (item[0], item[1].name) in main_names)
         written = []
-        for file in staged:
-            target = path.parent / file.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(file, target)
-            written.append(target)
+        try:
+            for folder, file in staged:
+                target = folder / file.relative_to(self._staging[folder])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(file, target)
+                written.append(target)
+        except OSError as err:
+            raise InputError(f"Cannot write '{target}': {err.strerror or err}.") from err
+        self._created = []  # kept: they hold the outputs now
         return written
-    except OSError as err:
-        raise InputError(f"Cannot write '{path}': {err.strerror or err}.") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def __exit__(self, kind, error, trace) -> None:
+        for staging in self._staging.values():
+            shutil.rmtree(staging, ignore_errors=True)
+        for folder in self._created:  # deepest first: each is removed only if nothing else is in it
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
