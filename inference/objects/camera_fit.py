@@ -1,0 +1,408 @@
+"""Find the camera that took a photo of a generated object: match the mesh's silhouette to the subject mask.
+
+A generator returns its mesh in a canonical frame (+X right, +Y up, +Z towards the input image's viewer) and
+no camera. The input view is close to the front: the preprocessor centred the subject's alpha box with its
+long side at 85 % of a square frame, and the generator fills about [-1, 1]^3. So the search starts from the
+front view scaled and shifted so that the mesh's projected box matches the mask's box, then refines
+
+    yaw, elevation      orbit angles around the mesh's box centre (view.py: yaw 90 looks at the +X side)
+    fov                 field of view across the photo's long side (weakly observable: only perspective)
+    scale               pixels per object unit at the target's depth (log); distance = focal / scale
+    offset (du, dv)     where the target lands, in photo pixels from the image centre
+
+to maximise the intersection-over-union of silhouette and mask. Parametrising by scale rather than distance
+keeps fov and size nearly independent (changing the fov at fixed scale only changes the perspective), and
+the offset is a camera slide, so the principal point stays at the image centre.
+
+Coarse to fine, all in a square window around the mask's box (1.5 x its long side, so the work does not
+depend on the photo's size):
+1. scan: a grid of yaw x elevation at 64 px; at each, scale and offset come from matching the silhouette's
+   area and centroid to the mask's (two renders), then the IoU is measured;
+2. Hooke-Jeeves pattern search (coordinate polls plus pattern moves, bounded by clipping, step halving)
+   from the best few scan points at 128 px, then from the winner at 256 px. The objective is a soft IoU:
+   silhouettes are rendered at 2x and area-averaged into coverage fractions, and the mask is area-resampled,
+   so the objective changes smoothly with sub-pixel moves instead of in steps;
+3. the final IoU is binary, at up to 1024 px across the window (or the photo's own resolution if smaller).
+Pixels outside the photo are ignored (a subject cut by the frame costs nothing where the photo is blind).
+For a closed mesh (every edge in two faces), only front-facing triangles are drawn: the silhouette is the
+same and the work is halved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from .rasterise import coverage
+from .view import View, intrinsics_from_fov, orbit_view
+
+# The view names of a product shoot and their yaw (view.py's convention: "left" = object turned 90 degrees
+# clockwise seen from above, the camera on the object's +X side).
+YAW_BY_NAME = {"front": 0.0, "left": 90.0, "back": 180.0, "right": 270.0}
+
+WINDOW_MARGIN = 0.25  # the working window reaches this fraction of the mask box's long side beyond the box
+SUPERSAMPLE = 2
+MIN_MASK_PIXELS = 16
+
+# Parameter order: yaw, elevation, fov (degrees), log scale, du, dv (photo pixels).
+_NAMES = ("yaw_deg", "elevation_deg", "fov_deg", "log_scale", "offset_x_px", "offset_y_px")
+
+
+@dataclass
+class _Problem:
+    """Everything an evaluation needs: the mesh, the photo size, the window, the bounds."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    normals: np.ndarray | None  # unit face normals when the mesh is closed (front faces suffice), else None
+    centroids: np.ndarray | None
+    target: np.ndarray
+    radius: float
+    size: tuple[int, int]  # photo (width, height)
+    origin: np.ndarray  # window's top-left corner in photo coordinates
+    side: int  # window side in photo pixels
+    lower: np.ndarray
+    upper: np.ndarray
+    free: np.ndarray  # bool per parameter
+    evaluations: int = 0
+
+    def view(self, x: np.ndarray) -> View:
+        x = self.clip(x)
+        intr = intrinsics_from_fov(self.size[0], self.size[1], x[2])
+        distance = intr.focal_px / math.exp(x[3])
+        return orbit_view(intr, x[0], x[1], distance, self.target, (x[4], x[5]))
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        x = np.clip(x, self.lower, self.upper)
+        # The camera stays outside the mesh's bounding sphere: scale = focal / distance is bounded above.
+        focal = max(self.size) / (2.0 * math.tan(math.radians(x[2]) / 2.0))
+        x[3] = min(x[3], math.log(focal / (1.05 * self.radius)))
+        return x
+
+    def silhouette(self, x: np.ndarray, resolution: int, supersample: int = 1) -> np.ndarray:
+        """Coverage fraction (float32) or bool (supersample 1) in the window at resolution x resolution."""
+        view = self.view(x)
+        faces = self.faces
+        if self.normals is not None:
+            faces = faces[np.einsum("ij,ij->i", self.normals, self.centroids - view.position) < 0]
+        xy, depth = view.project(self.vertices)
+        n = resolution * supersample
+        xy = (xy - self.origin) * (n / self.side)
+        self.evaluations += 1
+        cov = coverage(xy, faces, (n, n), depth)
+        if supersample == 1:
+            return cov
+        return cov.reshape(resolution, supersample, resolution, supersample).mean(axis=(1, 3), dtype=np.float32)
+
+
+@dataclass
+class _Level:
+    """The mask resampled to one working resolution: target coverage and the in-photo weight."""
+
+    resolution: int
+    target: np.ndarray
+    valid: np.ndarray
+
+    def iou(self, rendered: np.ndarray) -> float:
+        rendered = rendered.astype(np.float32)
+        inter = (np.minimum(rendered, self.target) * self.valid).sum()
+        union = (np.maximum(rendered, self.target) * self.valid).sum()
+        return float(inter / union) if union > 0 else 0.0
+
+    def moments(self, image: np.ndarray) -> tuple[float, np.ndarray]:
+        """Area (window pixels) and centroid (x, y) of a coverage image inside the photo."""
+        w = image.astype(np.float64) * self.valid
+        area = w.sum()
+        ys, xs = np.mgrid[0 : w.shape[0], 0 : w.shape[1]] + 0.5
+        if area <= 0:
+            return 0.0, np.array([w.shape[1] / 2.0, w.shape[0] / 2.0])
+        return float(area), np.array([(w * xs).sum() / area, (w * ys).sum() / area])
+
+
+def _level(mask: np.ndarray, origin: np.ndarray, side: int, resolution: int) -> _Level:
+    """Crop the window out of the mask (zero beyond the photo) and area-resample it to resolution^2."""
+    h, w = mask.shape
+    x0, y0 = int(origin[0]), int(origin[1])
+    crop = np.zeros((side, side), np.uint8)
+    inside = np.zeros((side, side), np.uint8)
+    sx0, sy0 = max(x0, 0), max(y0, 0)
+    sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
+    if sx1 > sx0 and sy1 > sy0:
+        crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = mask[sy0:sy1, sx0:sx1] * np.uint8(255)
+        inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = 255
+    size = (resolution, resolution)
+    target = cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    valid = cv2.resize(inside, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return _Level(resolution, target, valid)
+
+
+def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
+    vertices = np.asarray(vertices)
+    faces = np.asarray(faces)
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) < 3:
+        raise InputError(f"The mesh needs vertices as an N x 3 array, not an array of shape {vertices.shape}.")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        raise InputError(f"The mesh needs triangles as an F x 3 array, not an array of shape {faces.shape}.")
+    if not np.isfinite(vertices).all():
+        raise InputError("The mesh has vertices that are not finite numbers (NaN or infinity).")
+    if not np.issubdtype(faces.dtype, np.integer) or faces.min() < 0 or faces.max() >= len(vertices):
+        raise InputError(f"The mesh's triangles refer to vertices outside 0..{len(vertices) - 1}.")
+    return vertices.astype(np.float64), faces.astype(np.int64)
+
+
+def _check_mask(mask, name: str = "the photo") -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise InputError(f"The subject mask of {name} must be a 2-D image, not an array of shape {mask.shape}.")
+    mask = mask > 0 if mask.dtype != bool else mask
+    if mask.sum() < MIN_MASK_PIXELS:
+        raise InputError(f"The subject mask of {name} is empty: there is no subject to fit the camera to.")
+    return mask
+
+
+def _is_closed(faces: np.ndarray) -> bool:
+    """Every directed edge appears once and its reverse once: a closed, consistently oriented surface."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = edges[:, 0] * (faces.max() + 1) + edges[:, 1]
+    rev = edges[:, 1] * (faces.max() + 1) + edges[:, 0]
+    if len(np.unique(key)) != len(key):
+        return False
+    return bool(np.isin(rev, key, assume_unique=True).all())
+
+
+def _problem(vertices, faces, mask, yaw_deg, yaw_range_deg, elevation_range_deg, fov_deg, fov_range_deg
+             ) -> _Problem:
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    box_lo = np.array([xs.min(), ys.min()], np.float64)
+    box_hi = np.array([xs.max() + 1, ys.max() + 1], np.float64)
+    side = int(math.ceil((box_hi - box_lo).max() * (1.0 + 2.0 * WINDOW_MARGIN)))
+    origin = np.floor((box_lo + box_hi) / 2.0 - side / 2.0)
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    target = (lo + hi) / 2.0
+    radius = float(np.linalg.norm(vertices - target, axis=1).max())
+    normals = centroids = None
+    if _is_closed(faces):
+        tri = vertices[faces]
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
+        centroids = tri.mean(axis=1)
+    fov_lo, fov_hi = (fov_deg, fov_deg) if fov_deg is not None else fov_range_deg
+    reach = float(max(w, h)) * 2.0
+    lower = np.array([yaw_deg - yaw_range_deg, elevation_range_deg[0], fov_lo, -np.inf, -reach, -reach])
+    upper = np.array([yaw_deg + yaw_range_deg, elevation_range_deg[1], fov_hi, np.inf, reach, reach])
+    free = upper > lower
+    return _Problem(vertices, faces, normals, centroids, target, radius, (w, h), origin, side, lower, upper,
+                    free)
+
+
+def _align(problem: _Problem, level: _Level, x: np.ndarray, renders: int = 2) -> np.ndarray:
+    """Scale and offset for given angles and fov: first the projected box onto the mask's box (vertices
+    only, exact for a silhouette's box), then silhouette area and centroid onto the mask's.
+
+    A change of scale grows the picture about the target's image (where the offset puts it), so each
+    update scales about that point, then shifts."""
+    x = problem.clip(x.copy())
+    target_area, target_centre = level.moments(level.target)
+    ys, xs = np.nonzero(level.target > 0.5)
+    to_photo = problem.side / level.resolution
+    centre = np.array(problem.size, np.float64) / 2.0
+
+    def update(x, ratio, current, wanted):
+        pivot = (centre + x[4:6] - problem.origin) / to_photo  # the target's image, in window pixels
+        x = x.copy()
+        x[3] += math.log(ratio)
+        x[4:6] += (wanted - (pivot + ratio * (current - pivot))) * to_photo
+        return problem.clip(x)
+
+    if len(xs):
+        box_lo = np.array([xs.min(), ys.min()], np.float64)
+        box_hi = np.array([xs.max() + 1, ys.max() + 1], np.float64)
+        for _ in range(3):
+            xy = (problem.view(x).project(problem.vertices)[0] - problem.origin) / to_photo
+            lo, hi = xy.min(axis=0), xy.max(axis=0)
+            ratio = math.sqrt(np.prod(box_hi - box_lo) / max(float(np.prod(hi - lo)), 1e-9))
+            x = update(x, ratio, (lo + hi) / 2.0, (box_lo + box_hi) / 2.0)
+    for _ in range(renders):
+        area, current = level.moments(problem.silhouette(x, level.resolution, SUPERSAMPLE))
+        if area <= 0:
+            break
+        x = update(x, math.sqrt(target_area / area), current, target_centre)
+    return x
+
+
+def _pattern_search(objective, x0: np.ndarray, steps: np.ndarray, min_steps: np.ndarray, clip,
+                    max_evaluations: int) -> tuple[np.ndarray, float, int]:
+    """Hooke-Jeeves maximisation: poll +/- each free coordinate, follow improvements with a pattern move
+    (x + (x - x_previous)), halve the steps when nothing improves, stop when all steps are below min_steps."""
+    x_best = clip(x0.copy())
+    f_best = objective(x_best)
+    evaluations = 1
+    steps = steps.copy()
+
+    def explore(base, f_base):
+        nonlocal evaluations
+        x, f = base.copy(), f_base
+        for i in np.flatnonzero(steps > 0):
+            for sign in (1.0, -1.0):
+                trial = x.copy()
+                trial[i] += sign * steps[i]
+                trial = clip(trial)
+                if np.array_equal(trial, x):
+                    continue
+                value = objective(trial)
+                evaluations += 1
+                if value > f:
+                    x, f = trial, value
+                    break
+        return x, f
+
+    while evaluations < max_evaluations:
+        x_new, f_new = explore(x_best, f_best)
+        if f_new > f_best:
+            # Pattern moves: keep going in the direction that paid off while it still pays.
+            while evaluations < max_evaluations:
+                x_prev, x_best, f_best = x_best, x_new, f_new
+                leap = clip(x_best + (x_best - x_prev))
+                evaluations += 1
+                x_new, f_new = explore(leap, objective(leap))
+                if f_new <= f_best:
+                    break
+            continue
+        if np.all(steps <= min_steps):
+            break
+        steps = np.where(steps > min_steps, steps / 2.0, steps)
+    return x_best, f_best, evaluations
+
+
+def _final_iou(problem: _Problem, mask: np.ndarray, x: np.ndarray, final_size: int) -> float:
+    """Binary IoU in the window at min(final_size, the window's own pixels)."""
+    resolution = int(min(final_size, problem.side))
+    level = _level(mask, problem.origin, problem.side, resolution)
+    rendered = problem.silhouette(x, resolution, 1)
+    target = level.target > 0.5
+    valid = level.valid > 0.5
+    inter = (rendered & target & valid).sum()
+    union = ((rendered | target) & valid).sum()
+    return float(inter / union) if union else 0.0
+
+
+def fit_camera(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    mask: np.ndarray,
+    *,
+    yaw_deg: float = 0.0,
+    yaw_range_deg: float = 60.0,
+    elevation_range_deg: tuple[float, float] = (-40.0, 60.0),
+    fov_deg: float | None = None,
+    fov_range_deg: tuple[float, float] = (10.0, 75.0),
+    initial_fov_deg: float = 40.0,
+    working_size: int = 256,
+    final_size: int = 1024,
+) -> tuple[View, float, dict]:
+    """The view whose silhouette of the mesh best matches `mask`, its IoU with the mask, and a report.
+
+    vertices (N, 3) and faces (F, 3) in the object frame (any float / int dtype); mask (H, W) bool (or
+    nonzero) at the photo's size. yaw_deg is the starting yaw, searched within +/- yaw_range_deg (0 fixes
+    it); elevation within elevation_range_deg; fov_deg fixes the field of view across the photo's long
+    side (when EXIF tells it), else it is fitted within fov_range_deg from initial_fov_deg.
+    Returns (View with intrinsics (W, H, focal) of the photo, final binary IoU in [0, 1] at up to
+    final_size px across the subject's window, report dict: the fitted parameters, the IoU of the starting
+    front view, per-level IoUs, evaluations, seconds).
+    """
+    start = time.perf_counter()
+    vertices, faces = _check_mesh(vertices, faces)
+    mask = _check_mask(mask)
+    fov_start = fov_deg if fov_deg is not None else initial_fov_deg
+    problem = _problem(vertices, faces, mask, yaw_deg, yaw_range_deg, elevation_range_deg, fov_deg,
+                       fov_range_deg)
+    coarse = _level(mask, problem.origin, problem.side, 64)
+    x_front = _align(problem, coarse, np.array([yaw_deg, 0.0, fov_start, 0.0, 0.0, 0.0]), renders=0)
+    report = {"initial_iou": _final_iou(problem, mask, x_front, final_size), "levels": []}
+
+    # 1. Scan yaw x elevation, scale and offset aligned at each point.
+    yaws = yaw_deg + (np.arange(-yaw_range_deg, yaw_range_deg + 1e-9, 15.0) if yaw_range_deg > 0 else [0.0])
+    elevations = np.arange(elevation_range_deg[0], elevation_range_deg[1] + 1e-9, 15.0)
+    elevations = np.union1d(elevations, [np.clip(0.0, *elevation_range_deg)])
+    scored = []
+    for yaw in yaws:
+        for elevation in elevations:
+            x = _align(problem, coarse, np.array([yaw, elevation, fov_start, x_front[3], *x_front[4:]]), 1)
+            scored.append((coarse.iou(problem.silhouette(x, coarse.resolution, SUPERSAMPLE)), x))
+    scored.sort(key=lambda item: -item[0])
+    report["levels"].append({"resolution": coarse.resolution, "iou": scored[0][0], "candidates": len(scored)})
+
+    # 2. Pattern search, coarse to fine: the best few scan points at the coarse level, the winner above.
+    box_side = problem.side / (1.0 + 2.0 * WINDOW_MARGIN)
+    starts = [x for _, x in scored[:2]]
+    first_steps = np.array([6.0, 6.0, 10.0, 0.04, 0.02 * box_side, 0.02 * box_side])
+    for resolution, step_scale, min_step_scale in ((64, 1.0, 8.0), (working_size // 2, 0.25, 2.0),
+                                                   (working_size, 0.1, 1.0)):
+        level = coarse if resolution == coarse.resolution else _level(mask, problem.origin, problem.side,
+                                                                      resolution)
+        pixel = problem.side / resolution  # photo pixels per working pixel
+
+        def objective(x, level=level):
+            return level.iou(problem.silhouette(x, level.resolution, SUPERSAMPLE))
+
+        min_steps = np.array([0.1, 0.1, 0.5, 0.002, 0.1 * pixel, 0.1 * pixel]) * min_step_scale
+        steps = np.where(problem.free, np.maximum(first_steps * step_scale, min_steps), 0.0)
+        results = [_pattern_search(objective, x, steps, min_steps, problem.clip, 300) for x in starts]
+        results.sort(key=lambda r: -r[1])
+        starts = [results[0][0]]
+        report["levels"].append({"resolution": resolution, "iou": results[0][1],
+                                 "evaluations": [r[2] for r in results]})
+    x = starts[0]
+    view = problem.view(x)
+    iou = _final_iou(problem, mask, x, final_size)
+    x = problem.clip(x)
+    report.update({
+        "iou": iou,
+        "yaw_deg": float(x[0]),
+        "elevation_deg": float(x[1]),
+        "fov_deg": float(x[2]),
+        "distance": float(np.linalg.norm(view.position - problem.target)),
+        "scale_px_per_unit": float(math.exp(x[3])),
+        "offset_px": [float(x[4]), float(x[5])],
+        "target": problem.target.tolist(),
+        "closed_mesh": problem.normals is not None,
+        "evaluations": problem.evaluations,
+        "seconds": time.perf_counter() - start,
+    })
+    return view, iou, report
+
+
+def fit_views(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    masks_by_view: dict,
+    known_yaws: dict | None = None,
+    *,
+    yaw_tolerance_deg: float = 0.0,
+    **settings,
+) -> tuple[dict, dict, dict]:
+    """One camera per photo of the same object, each photo's yaw known (a turntable or product shoot).
+
+    masks_by_view: {name: mask (H, W) bool} at each photo's own size. known_yaws: {name: yaw in degrees}
+    (view.py's convention: 0 front, 90 left = object turned 90 degrees clockwise seen from above, 180 back,
+    270 right); missing names fall back to YAW_BY_NAME. The yaw stays fixed (or within +/-
+    yaw_tolerance_deg); scale, offset, elevation and fov are fitted per view, with fit_camera's settings.
+    Returns ({name: View}, {name: IoU}, {name: that view's report}).
+    """
+    known_yaws = dict(known_yaws or {})
+    views, ious, reports = {}, {}, {}
+    for name, mask in masks_by_view.items():
+        yaw = known_yaws.get(name, YAW_BY_NAME.get(str(name).lower()))
+        if yaw is None:
+            raise InputError(f"The yaw of the view '{name}' is unknown: give it, or name the view "
+                             "front, left, back or right.")
+        _check_mask(mask, f"the view '{name}'")
+        views[name], ious[name], reports[name] = fit_camera(
+            vertices, faces, mask, yaw_deg=float(yaw), yaw_range_deg=yaw_tolerance_deg, **settings)
+    return views, ious, reports
