@@ -201,7 +201,7 @@ def _problem(vertices, faces, mask, yaw_deg, yaw_range_deg, elevation_range_deg,
                     free)
 
 
-def _align(problem: _Problem, level: _Level, x: np.ndarray, renders: int = 2) -> np.ndarray:
+def _align(problem: _Problem, level: _Level, x: np.ndarray, renders: int = 2, box: bool = True) -> np.ndarray:
     """Scale and offset for given angles and fov: first the projected box onto the mask's box (vertices
     only, exact for a silhouette's box), then silhouette area and centroid onto the mask's.
 
@@ -220,7 +220,7 @@ def _align(problem: _Problem, level: _Level, x: np.ndarray, renders: int = 2) ->
         x[4:6] += (wanted - (pivot + ratio * (current - pivot))) * to_photo
         return problem.clip(x)
 
-    if len(xs):
+    if box and len(xs):
         box_lo = np.array([xs.min(), ys.min()], np.float64)
         box_hi = np.array([xs.max() + 1, ys.max() + 1], np.float64)
         for _ in range(3):
@@ -236,26 +236,24 @@ def _align(problem: _Problem, level: _Level, x: np.ndarray, renders: int = 2) ->
     return x
 
 
-def _pattern_search(objective, x0: np.ndarray, steps: np.ndarray, min_steps: np.ndarray, clip,
+def _pattern_search(objective, x0: np.ndarray, steps: np.ndarray, min_steps: np.ndarray,
                     max_evaluations: int) -> tuple[np.ndarray, float, int]:
-    """Hooke-Jeeves maximisation: poll +/- each free coordinate, follow improvements with a pattern move
-    (x + (x - x_previous)), halve the steps when nothing improves, stop when all steps are below min_steps."""
-    x_best = clip(x0.copy())
-    f_best = objective(x_best)
+    """Hooke-Jeeves maximisation: poll +/- each coordinate with a step > 0, follow improvements with pattern
+    moves (x + (x - x_previous)) while they pay, halve the steps when nothing improves, stop when every
+    step is at its minimum. objective(x) -> (value, x'), where x' is the point actually evaluated (clipped
+    to the bounds, or with dependent coordinates solved for), which is what the search keeps."""
+    f_best, x_best = objective(x0.copy())
     evaluations = 1
     steps = steps.copy()
 
     def explore(base, f_base):
         nonlocal evaluations
-        x, f = base.copy(), f_base
+        x, f = base, f_base
         for i in np.flatnonzero(steps > 0):
             for sign in (1.0, -1.0):
                 trial = x.copy()
                 trial[i] += sign * steps[i]
-                trial = clip(trial)
-                if np.array_equal(trial, x):
-                    continue
-                value = objective(trial)
+                value, trial = objective(trial)
                 evaluations += 1
                 if value > f:
                     x, f = trial, value
@@ -265,18 +263,17 @@ def _pattern_search(objective, x0: np.ndarray, steps: np.ndarray, min_steps: np.
     while evaluations < max_evaluations:
         x_new, f_new = explore(x_best, f_best)
         if f_new > f_best:
-            # Pattern moves: keep going in the direction that paid off while it still pays.
             while evaluations < max_evaluations:
                 x_prev, x_best, f_best = x_best, x_new, f_new
-                leap = clip(x_best + (x_best - x_prev))
+                f_leap, leap = objective(x_best + (x_best - x_prev))
                 evaluations += 1
-                x_new, f_new = explore(leap, objective(leap))
+                x_new, f_new = explore(leap, f_leap)
                 if f_new <= f_best:
                     break
             continue
         if np.all(steps <= min_steps):
             break
-        steps = np.where(steps > min_steps, steps / 2.0, steps)
+        steps = np.where(steps > min_steps, np.maximum(steps / 2.0, min_steps), steps)
     return x_best, f_best, evaluations
 
 
@@ -327,7 +324,8 @@ def fit_camera(
     report = {"initial_iou": _final_iou(problem, mask, x_front, final_size), "levels": []}
 
     # 1. Scan yaw x elevation, scale and offset aligned at each point.
-    yaws = yaw_deg + (np.arange(-yaw_range_deg, yaw_range_deg + 1e-9, 15.0) if yaw_range_deg > 0 else [0.0])
+    turns = np.arange(0.0, yaw_range_deg + 1e-9, 15.0)
+    yaws = yaw_deg + np.union1d(turns, -turns)
     elevations = np.arange(elevation_range_deg[0], elevation_range_deg[1] + 1e-9, 15.0)
     elevations = np.union1d(elevations, [np.clip(0.0, *elevation_range_deg)])
     scored = []
@@ -338,22 +336,27 @@ def fit_camera(
     scored.sort(key=lambda item: -item[0])
     report["levels"].append({"resolution": coarse.resolution, "iou": scored[0][0], "candidates": len(scored)})
 
-    # 2. Pattern search, coarse to fine: the best few scan points at the coarse level, the winner above.
+    # 2. Pattern search, coarse to fine. At 64 and 128 px over yaw, elevation and fov only, scale and offset
+    #    re-solved from the silhouette's moments at every point (they couple strongly with the fov: a
+    #    search over all six crawls along that valley); at 256 px all six together, in small steps.
     box_side = problem.side / (1.0 + 2.0 * WINDOW_MARGIN)
     starts = [x for _, x in scored[:2]]
-    first_steps = np.array([6.0, 6.0, 10.0, 0.04, 0.02 * box_side, 0.02 * box_side])
-    for resolution, step_scale, min_step_scale in ((64, 1.0, 8.0), (working_size // 2, 0.25, 2.0),
-                                                   (working_size, 0.1, 1.0)):
+    first_steps = np.array([6.0, 6.0, 8.0, 0.02, 0.01 * box_side, 0.01 * box_side])
+    for resolution, step_scale, min_step_scale, profiled in ((64, 1.0, 5.0, True),
+                                                              (working_size // 2, 0.5, 2.0, True),
+                                                              (working_size, 0.1, 1.0, False)):
         level = coarse if resolution == coarse.resolution else _level(mask, problem.origin, problem.side,
                                                                       resolution)
         pixel = problem.side / resolution  # photo pixels per working pixel
 
-        def objective(x, level=level):
-            return level.iou(problem.silhouette(x, level.resolution, SUPERSAMPLE))
+        def objective(x, level=level, profiled=profiled):
+            x = _align(problem, level, x, renders=1, box=False) if profiled else problem.clip(x)
+            return level.iou(problem.silhouette(x, level.resolution, SUPERSAMPLE)), x
 
-        min_steps = np.array([0.1, 0.1, 0.5, 0.002, 0.1 * pixel, 0.1 * pixel]) * min_step_scale
-        steps = np.where(problem.free, np.maximum(first_steps * step_scale, min_steps), 0.0)
-        results = [_pattern_search(objective, x, steps, min_steps, problem.clip, 300) for x in starts]
+        min_steps = np.array([0.1, 0.1, 0.5, 0.001, 0.1 * pixel, 0.1 * pixel]) * min_step_scale
+        steps = np.maximum(first_steps * step_scale, min_steps)
+        steps = np.where(problem.free & (not profiled or np.arange(6) < 3), steps, 0.0)
+        results = [_pattern_search(objective, x, steps, min_steps, 300) for x in starts]
         results.sort(key=lambda r: -r[1])
         starts = [results[0][0]]
         report["levels"].append({"resolution": resolution, "iou": results[0][1],

@@ -1,15 +1,16 @@
 """A small vectorised triangle rasteriser in numpy: coverage masks, depth + face-id buffers, barycentrics.
 
-It works on triangles already in image coordinates (pixel (u, v) covers [u, u+1) x [v, v+1); a pixel is
-covered when its centre (u + 0.5, v + 0.5) lies inside or on a triangle), so the same code rasterises a
-camera view (`render_*`, through view.View.project) and a UV atlas (texture_bake).
+It works on triangles already in image coordinates (pixel (u, v) covers [u, u+1) x [v, v+1) and is drawn
+when its centre (u + 0.5, v + 0.5) is inside a triangle, under the fill rule below), so the same code
+rasterises a camera view (`render_*`, through view.View.project) and a UV atlas (texture_bake).
 
 How it stays vectorised, without a Python loop over triangles or pixels:
-1. Scanlines. Each triangle is expanded into the rows whose pixel centres it spans. On a row, each edge is
-   a bound on x: a lower bound where the inside lies to its right, an upper bound where it lies to its
-   left (horizontal edges bound nothing inside the row range). The covered pixels of that row are the
-   centres between the highest lower bound and the lowest upper bound: an exact span, so long thin
-   triangles cost what they cover, not their bounding box.
+1. Scanlines. Each triangle is expanded into the rows whose pixel centres it spans. A row meets the long
+   edge (top vertex to bottom vertex) and one short edge (above or below the middle vertex); the covered
+   pixels of the row are the centres between the two: an exact span, so long thin triangles cost what
+   they cover, not their bounding box. The fill rule is half-open, like GPUs' top-left rule: a centre
+   exactly on a left or top edge is in, on a right or bottom edge out, so a watertight mesh covers every
+   centre once (no double blending, and an overlap count that means what it says).
 2. Coverage only (silhouettes) never expands spans into pixels: each span adds +1 at its first pixel and
    -1 after its last in a difference image (np.bincount), and a cumulative sum along rows gives the
    coverage count. Cost: O(rows of all triangles + pixels).
@@ -68,7 +69,8 @@ def _max3(a: np.ndarray) -> np.ndarray:
 
 
 def _triangles(xy: np.ndarray, faces: np.ndarray, depth: np.ndarray | None, shape: tuple[int, int]):
-    """The triangles worth drawing: image-space corners (T, 3, 2), face ids (T,), signed areas x2 (T,).
+    """The triangles worth drawing: image-space corners (T, 3, 2), face ids (T,), signed areas x2 (T,) and
+    the first and last row (T,) whose pixel centres each spans.
 
     Dropped: degenerate ones, those reaching behind the camera, and those whose box holds no pixel centre
     (most triangles of a dense mesh drawn small), before any per-row work.
@@ -77,9 +79,9 @@ def _triangles(xy: np.ndarray, faces: np.ndarray, depth: np.ndarray | None, shap
     faces = np.asarray(faces)
     corners = np.asarray(xy, np.float64)[faces]  # (F, 3, 2)
     lo, hi = _min3(corners), _max3(corners)
-    keep = (np.ceil(lo[:, 0] - 0.5 - 1e-9) <= np.minimum(np.floor(hi[:, 0] - 0.5 + 1e-9), w - 1))
-    keep &= (np.ceil(lo[:, 1] - 0.5) <= np.minimum(np.floor(hi[:, 1] - 0.5), h - 1))
-    keep &= (hi[:, 0] >= 0.5 - 1e-9) & (hi[:, 1] >= 0.5)
+    keep = np.ceil(lo[:, 0] - 0.5) < np.minimum(np.ceil(hi[:, 0] - 0.5), w)
+    keep &= np.ceil(lo[:, 1] - 0.5) < np.minimum(np.ceil(hi[:, 1] - 0.5), h)
+    keep &= (hi[:, 0] > 0.5) & (hi[:, 1] > 0.5)
     if depth is not None:
         keep &= _min3(np.asarray(depth)[faces]) > NEAR
     ids = np.flatnonzero(keep)
@@ -87,27 +89,44 @@ def _triangles(xy: np.ndarray, faces: np.ndarray, depth: np.ndarray | None, shap
     d1 = corners[:, 1] - corners[:, 0]
     d2 = corners[:, 2] - corners[:, 0]
     area2 = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-    good = np.abs(area2) > 1e-12  # also drops NaN
-    return corners[good], ids[good], area2[good]
+    good = np.flatnonzero(np.abs(area2) > 1e-12)  # also drops NaN
+    r0 = np.maximum(np.ceil(lo[ids[good], 1] - 0.5), 0).astype(np.int64)
+    r1 = np.minimum(np.ceil(hi[ids[good], 1] - 0.5) - 1, h - 1).astype(np.int64)
+    return corners[good], ids[good], area2[good], r0, r1
 
 
-def _edge_bounds(corners: np.ndarray, area2: np.ndarray):
-    """Each edge as a bound x = alpha * y + beta on a row at height y, split into lower and upper bounds.
+def _scan_edges(corners: np.ndarray) -> np.ndarray:
+    """Per triangle, the lines x = a y + b of its edges a scanline meets, packed as (T, 7): the long edge
+    from the top vertex to the bottom one (a, b), the upper short edge top -> middle (a, b), the lower
+    short edge middle -> bottom (a, b), and the middle vertex's y. Rows above the middle vertex lie between
+    the long and the upper edge, the others between the long and the lower edge. A flat bottom (lower edge
+    horizontal) is never met (rows exactly on a bottom edge belong to the triangle below); its line is
+    set to the upper edge's so that no row can read an undefined slope.
 
-    Inside means s * E >= 0 with s the sign of the area and E the edge function; for edge a -> b that reads
-    s * (-(b_y - a_y)) * x >= ..., so the edge is a lower bound when s * (b_y - a_y) < 0, an upper bound when
-    it is > 0, and no bound when horizontal. Missing bounds are (0, -inf) / (0, +inf).
-    """
-    a = corners
-    b = np.roll(corners, -1, axis=1)
-    dx, dy = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]
-    slanted = np.abs(dy) > 1e-9
-    alpha = np.where(slanted, dx / np.where(slanted, dy, 1.0), 0.0)
-    beta = a[..., 0] - alpha * a[..., 1]
-    s = np.sign(area2)[:, None]
-    lower, upper = slanted & (s * dy < 0), slanted & (s * dy > 0)
-    return (np.where(lower, alpha, 0.0), np.where(lower, beta, -np.inf),
-            np.where(upper, alpha, 0.0), np.where(upper, beta, np.inf))
+    Both triangles along an edge compute its line from the same endpoints in the same (top to bottom)
+    order, so they agree on it to the last bit: with the half-open fill rule, no pixel centre on a shared
+    edge is drawn twice or missed."""
+    x, y = corners[..., 0], corners[..., 1]
+    y0, y1, y2 = y[:, 0], y[:, 1], y[:, 2]
+    top = np.where(y0 <= y1, np.where(y0 <= y2, 0, 2), np.where(y1 <= y2, 1, 2))
+    bottom = np.where(y0 > y1, np.where(y0 > y2, 0, 2), np.where(y1 > y2, 1, 2))
+    middle = 3 - top - bottom
+    rows = np.arange(len(corners))
+    xt, yt = x[rows, top], y[rows, top]
+    xm, ym = x[rows, middle], y[rows, middle]
+    xb, yb = x[rows, bottom], y[rows, bottom]
+
+    def line(xa, ya, xb_, yb_):
+        dy = yb_ - ya
+        ok = dy > 1e-12
+        slope = np.where(ok, (xb_ - xa) / np.where(ok, dy, 1.0), 0.0)
+        return slope, xa - slope * ya, ok
+
+    la, lb, _ = line(xt, yt, xb, yb)
+    ua, ub, _ = line(xt, yt, xm, ym)
+    da, db, lower_ok = line(xm, ym, xb, yb)
+    da, db = np.where(lower_ok, da, ua), np.where(lower_ok, db, ub)
+    return np.stack([la, lb, ua, ub, da, db, ym], axis=1)
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,47 +137,54 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return item, np.arange(len(item)) - starts[item]
 
 
-def _spans(corners: np.ndarray, area2: np.ndarray, shape: tuple[int, int]):
-    """Scanline spans of each triangle: (triangle index, row, first pixel, last pixel), empty spans dropped."""
-    h, w = shape
-    ys = corners[..., 1]
-    r0 = np.clip(np.ceil(_min3(ys) - 0.5), 0, h).astype(np.int64)
-    r1 = np.clip(np.floor(_max3(ys) - 0.5), -1, h - 1).astype(np.int64)
-    tri, rank = _expand(np.maximum(r1 - r0 + 1, 0))
+def _spans(corners: np.ndarray, r0: np.ndarray, r1: np.ndarray, width: int):
+    """Scanline spans of triangles covering rows r0..r1: (triangle index, row, first pixel, last pixel),
+    empty spans dropped."""
+    w = width
+    tri, rank = _expand(r1 - r0 + 1)
     row = r0[tri] + rank
     y = row + 0.5
-    la, lb, ua, ub = _edge_bounds(corners, area2)
-    lo = _max3(la[tri] * y[:, None] + lb[tri])
-    hi = _min3(ua[tri] * y[:, None] + ub[tri])
-    u0 = np.clip(np.ceil(lo - 0.5 - 1e-9), 0, w).astype(np.int64)
-    u1 = np.clip(np.floor(hi - 0.5 + 1e-9), -1, w - 1).astype(np.int64)
+    e = _scan_edges(corners)[tri]  # (M, 7): one gather of contiguous rows
+    upper = y < e[:, 6]
+    x_long = e[:, 0] * y + e[:, 1]
+    x_short = np.where(upper, e[:, 2], e[:, 4]) * y + np.where(upper, e[:, 3], e[:, 5])
+    u0 = np.clip(np.ceil(np.minimum(x_long, x_short) - 0.5), 0, w).astype(np.int64)
+    u1 = np.clip(np.ceil(np.maximum(x_long, x_short) - 0.5) - 1, -1, w - 1).astype(np.int64)
     keep = u1 >= u0
     return tri[keep], row[keep], u0[keep], u1[keep]
 
 
-def _chunks(corners: np.ndarray, shape: tuple[int, int], per_row: bool):
+def _chunks(corners: np.ndarray, r0: np.ndarray, r1: np.ndarray, per_row: bool):
     """Slices of the triangle list whose work (rows, or bounding-box pixels) stays near CHUNK each."""
-    h, w = shape
-    lo, hi = _min3(corners), _max3(corners)
-    rows = np.clip(hi[:, 1], 0, h) - np.clip(lo[:, 1], 0, h) + 1
-    work = rows if per_row else rows * (np.clip(hi[:, 0], 0, w) - np.clip(lo[:, 0], 0, w) + 1)
-    bounds = np.searchsorted(np.cumsum(work), np.arange(CHUNK, work.sum() + CHUNK, CHUNK), side="right")
-    edges = np.unique(np.concatenate([[0], np.minimum(bounds + 1, len(work)), [len(work)]]))
+    work = (r1 - r0 + 1).astype(np.float64)
+    if not per_row:
+        work *= np.ptp(corners[..., 0], axis=1) + 1
+    total = work.sum()
+    if total <= CHUNK:
+        return [slice(0, len(work))]
+    bounds = np.searchsorted(np.cumsum(work), np.arange(CHUNK, total, CHUNK), side="right")
+    edges = np.unique(np.concatenate([[0], np.minimum(bounds, len(work)), [len(work)]]))
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def coverage_count(xy: np.ndarray, faces: np.ndarray, shape: tuple[int, int], depth: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Int (H, W): how many triangles cover each pixel centre (xy (N, 2) image coordinates; depth (N,)
+    optional, to drop triangles reaching behind the camera). In UV space, > 1 flags overlapping charts."""
+    h, w = shape
+    corners, _, _, r0, r1 = _triangles(xy, faces, depth, shape)
+    diff = np.zeros(h * (w + 1), np.int64)
+    for part in _chunks(corners, r0, r1, per_row=True):
+        _, row, u0, u1 = _spans(corners[part], r0[part], r1[part], w)
+        diff += np.bincount(row * (w + 1) + u0, minlength=h * (w + 1))
+        diff -= np.bincount(row * (w + 1) + u1 + 1, minlength=h * (w + 1))
+    return np.cumsum(diff.reshape(h, w + 1), axis=1)[:, :w]
 
 
 def coverage(xy: np.ndarray, faces: np.ndarray, shape: tuple[int, int], depth: np.ndarray | None = None
              ) -> np.ndarray:
-    """Bool (H, W): pixels whose centre lies in any triangle. xy (N, 2) image coordinates; depth (N,) optional,
-    to drop triangles reaching behind the camera. Orientation does not matter: a silhouette."""
-    h, w = shape
-    corners, _, area2 = _triangles(xy, faces, depth, shape)
-    diff = np.zeros(h * (w + 1), np.int64)
-    for part in _chunks(corners, shape, per_row=True):
-        _, row, u0, u1 = _spans(corners[part], area2[part], shape)
-        diff += np.bincount(row * (w + 1) + u0, minlength=h * (w + 1))
-        diff -= np.bincount(row * (w + 1) + u1 + 1, minlength=h * (w + 1))
-    return np.cumsum(diff.reshape(h, w + 1), axis=1)[:, :w] > 0
+    """Bool (H, W): pixels whose centre lies in any triangle: a silhouette (orientation does not matter)."""
+    return coverage_count(xy, faces, shape, depth) > 0
 
 
 def rasterise(xy: np.ndarray, depth: np.ndarray, faces: np.ndarray, shape: tuple[int, int],
@@ -170,7 +196,7 @@ def rasterise(xy: np.ndarray, depth: np.ndarray, faces: np.ndarray, shape: tuple
     """
     h, w = shape
     depth = np.asarray(depth, np.float64)
-    corners, ids, area2 = _triangles(xy, faces, depth, shape)
+    corners, ids, area2, r0, r1 = _triangles(xy, faces, depth, shape)
     value = 1.0 / depth if perspective else depth
     z = value[np.asarray(faces)[ids]]  # (T, 3) what is interpolated
     d1, d2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
@@ -179,8 +205,8 @@ def rasterise(xy: np.ndarray, depth: np.ndarray, faces: np.ndarray, shape: tuple
     pb = (dz2 * d1[:, 0] - dz1 * d2[:, 0]) / area2
     pc = z[:, 0] - pa * corners[:, 0, 0] - pb * corners[:, 0, 1]
     best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
-    for part in _chunks(corners, shape, per_row=False):
-        tri, row, u0, u1 = _spans(corners[part], area2[part], shape)
+    for part in _chunks(corners, r0, r1, per_row=False):
+        tri, row, u0, u1 = _spans(corners[part], r0[part], r1[part], w)
         tri += part.start
         span, rank = _expand(u1 - u0 + 1)
         x = (u0[span] + rank) + 0.5
