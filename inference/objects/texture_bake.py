@@ -3,7 +3,8 @@
 1. The atlas. The mesh is rasterised in UV space (rasterise.py with u -> x = u W, v -> y = (1 - v) H, so
    texel (i, j)'s centre is at UV ((i + 0.5)/W, 1 - (j + 0.5)/H), DESIGN.md's convention): every texel
    inside a chart gets its triangle and barycentrics, hence a surface point and a normal.
-2. Visibility, per photo. A texel is seen when its face is front-facing, it projects into the photo inside
+2. Visibility, per photo. A texel is seen when its face faces the camera (more than grazing: MIN_COSINE),
+   it projects into the photo inside
    the subject mask (at least MASK_INSET px from its edge: edge pixels mix in the background), and it is
    not occluded: its depth is at most the view's depth buffer there plus a tolerance that grows with the
    slant of the surface (a pixel of a slanted surface spans a range of depths).
@@ -18,7 +19,7 @@
    splatted onto the mesh's vertices (welded by position, so colour crosses UV seams), spread to unseen
    vertices ring by ring and smoothed, interpolated back into the unseen texels, then relaxed a few times
    against their seen neighbours in the atlas. No black or grey holes.
-6. Padding. Charts are grown by `padding` texels (each ring the mean of its filled neighbours) so bilinear
+6. Padding. Charts are grown by `padding` texels (each the colour of the nearest chart texel) so bilinear
    lookups and mip-maps never reach background; the rest of the atlas gets the mean colour.
 Vertex colours (N, 4) float32 sRGB are the final texture sampled bilinearly at each vertex's UV.
 Pure numpy + OpenCV, vectorised over texels; the only loops are over photos and fixed iteration counts.
@@ -38,9 +39,12 @@ from .rasterise import coverage_count, fragments, rasterise, render_attribute
 from .view import View
 
 MASK_INSET = 2.0  # photo pixels a sample keeps from the subject mask's edge
+# Surfaces seen more obliquely than this (cosine) are not sampled: a photo pixel there spreads over a long
+# strip of surface and the slightest misregistration moves the colour far; neighbours fill them better.
+MIN_COSINE = 0.1
 DEPTH_BUFFER_MAX = 2048  # long side of the occlusion depth buffer (larger photos use a scaled copy)
 MIN_OVERLAP = 64  # texels two photos must share to compare their exposure
-FILL_RELAX_ITERATIONS = 16
+FILL_RELAX_ITERATIONS = 6  # 5 x 5 Jacobi sweeps: reach about 12 texels from the seen texels
 SURFACE_SMOOTH_ITERATIONS = 30
 
 
@@ -114,35 +118,32 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _relax(colour: np.ndarray, known: np.ndarray, region: np.ndarray, iterations: int) -> np.ndarray:
-    """Replace texels of `region` & ~known by the mean of their neighbours in `region`, `iterations` times
-    (Jacobi on a Laplace problem with the known texels fixed)."""
+    """Replace texels of `region` & ~known by the mean of the 5 x 5 texels around them that are in
+    `region`, `iterations` times (Jacobi sweeps of a smoothing problem with the known texels fixed).
+    `colour` must be 0 outside `region`."""
     free = region & ~known
     if not free.any() or iterations <= 0:
         return colour
-    weight = cv2.blur(region.astype(np.float32), (3, 3))
+    weight = np.maximum(cv2.blur(region.astype(np.float32), (5, 5)), 1e-6)[..., None]
     out = colour.copy()
     for _ in range(iterations):
-        mean = cv2.blur(out * region[..., None], (3, 3)) / np.maximum(weight, 1e-6)[..., None]
-        out[free] = mean[free]
+        np.copyto(out, cv2.blur(out, (5, 5)) / weight, where=free[..., None])
     return out
 
 
 def _pad(colour: np.ndarray, filled: np.ndarray, rings: int) -> np.ndarray:
-    """Grow the filled texels outwards `rings` times, each new texel the mean of its filled neighbours;
-    everything still empty gets the mean colour of the texels filled at the start (the object's average:
-    the smallest mip levels then show the object, not a backdrop)."""
-    out = colour.copy()
-    mean = colour[filled].mean(axis=0) if filled.any() else 0.5
-    filled = filled.copy()
-    for _ in range(rings):
-        weight = cv2.blur(filled.astype(np.float32), (3, 3))
-        ring = (~filled) & (weight > 0)
-        if not ring.any():
-            break
-        ring_mean = cv2.blur(out * filled[..., None], (3, 3)) / np.maximum(weight, 1e-6)[..., None]
-        out[ring] = ring_mean[ring]
-        filled |= ring
-    out[~filled] = mean
+    """Texels within `rings` texels of the filled ones take the colour of the nearest filled texel (one
+    distance transform with labels: OpenCV numbers the source texels in raster order); the rest take the
+    mean colour of the filled texels (the object's average: small mip levels show the object)."""
+    if not filled.any():
+        return np.full_like(colour, 0.5)
+    mean = colour[filled].mean(axis=0)
+    distance, label = cv2.distanceTransformWithLabels((~filled).astype(np.uint8), cv2.DIST_L2, 5,
+                                                      labelType=cv2.DIST_LABEL_PIXEL)
+    sources = np.flatnonzero(filled.ravel())
+    nearest = sources[np.clip(label.ravel() - 1, 0, len(sources) - 1)]
+    out = colour.reshape(-1, colour.shape[-1])[nearest].reshape(colour.shape)
+    out[distance > rings] = mean
     return out
 
 
@@ -242,19 +243,18 @@ def _check(vertices, faces, uvs, views, size):
     return vertices, faces.astype(np.int64), uvs, checked, int(width), int(height)
 
 
-def _view_samples(pv: PhotoView, vertices, faces, points, face_of_texel, face_unit, smooth, sharpness,
-                  tolerance):
+def _view_samples(pv: PhotoView, vertices, faces, points, texel_normal, smooth, sharpness, tolerance,
+                  min_cosine):
     """One photo's say on every texel: (seen texel indices, their colours (S, 3) float in [0, 1],
-    weights (S,), cosines (S,))."""
+    weights (S,), cosines (S,)). texel_normal: each texel's face normal; smooth: its interpolated normal."""
     view = pv.view
     h, w = pv.mask.shape
     to_camera = view.position - points
-    dist = np.linalg.norm(to_camera, axis=1)
-    direction = to_camera / np.maximum(dist, 1e-30)[:, None]
-    cos_face = np.einsum("ij,ij->i", face_unit[face_of_texel], direction)
+    direction = to_camera / np.sqrt(np.maximum(np.einsum("ij,ij->i", to_camera, to_camera), 1e-30))[:, None]
+    cos_face = np.einsum("ij,ij->i", texel_normal, direction)
     cos_smooth = np.einsum("ij,ij->i", smooth, direction)
     xy, depth = view.project(points)
-    seen = (cos_face > 1e-3) & (depth > 0)
+    seen = (cos_face > min_cosine) & (depth > 0)
     seen &= (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
     # The subject mask, kept MASK_INSET px away from its edge; its distance also feathers the weights.
     inset = cv2.distanceTransform(np.pad(pv.mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
@@ -293,6 +293,7 @@ def bake(
     sharpness: float = 8.0,
     feather_texels: float | None = None,
     match_exposure: bool = True,
+    min_cosine: float = MIN_COSINE,
 ) -> TextureBake:
     """Bake photos (a sequence of PhotoView or (view, photo, mask) tuples) onto the mesh's UV atlas.
 
@@ -300,7 +301,8 @@ def bake(
     (0, 0) at the texture's bottom-left; size: texels, an int (square) or (width, height). padding: texels
     the charts grow by (default size / 128, at least 2); sharpness: the exponent on the cosine weights
     (higher: sharper hand-over between photos); feather_texels: width of the weight fade at the edge of what
-    a photo sees (default size / 128). Returns a TextureBake (see there)."""
+    a photo sees (default size / 128); min_cosine: surfaces seen more obliquely are left to the fill.
+    Returns a TextureBake (see there)."""
     start = time.perf_counter()
     vertices, faces, uvs, views, width, height = _check(vertices, faces, uvs, views, size)
     padding = max(2, width // 128) if padding is None else int(padding)
@@ -315,15 +317,16 @@ def bake(
     face_unit, vertex_normal = face_normals(vertices, faces)
     points = frags.interpolate(faces, vertices.astype(np.float32)).astype(np.float64)
     smooth = np.einsum("kj,kjc->kc", bary, vertex_normal[faces[face_of_texel]])
-    smooth /= np.maximum(np.linalg.norm(smooth, axis=1, keepdims=True), 1e-30)
+    smooth /= np.sqrt(np.maximum(np.einsum("ij,ij->i", smooth, smooth), 1e-30))[:, None]
+    texel_normal = face_unit[face_of_texel]
     tolerance = 0.003 * float(np.linalg.norm(np.ptp(vertices, axis=0)))
 
     # 2-3. Each photo's samples and weights, the weights faded near the edge of what it sees.
     k = len(texel)
     samples = []
     for pv in views:
-        idx, colour, weight, cosine = _view_samples(pv, vertices, faces, points, face_of_texel, face_unit,
-                                                    smooth, sharpness, tolerance)
+        idx, colour, weight, cosine = _view_samples(pv, vertices, faces, points, texel_normal, smooth,
+                                                    sharpness, tolerance, min_cosine)
         blocked = np.zeros(height * width, bool)
         blocked[texel] = True
         blocked[texel[idx]] = False  # in a chart but not seen by this photo

@@ -89,11 +89,12 @@ class View:
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """Object-frame points (N, 3) -> camera frame (N, 3), float64."""
-        return (np.asarray(points, np.float64) - self.position) @ self.rotation
+        # einsum, not @: numpy's matmul is several times slower on millions of rows times a 3 x 3.
+        return np.einsum("ij,jk->ik", np.asarray(points, np.float64) - self.position, self.rotation)
 
     def to_object(self, points: np.ndarray) -> np.ndarray:
         """Camera-frame points (N, 3) -> object frame (N, 3), float64."""
-        return np.asarray(points, np.float64) @ self.rotation.T + self.position
+        return np.einsum("ij,kj->ik", np.asarray(points, np.float64), self.rotation) + self.position
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Object-frame points (N, 3) -> image coordinates (N, 2) and depth along the axis (N,), float64.
