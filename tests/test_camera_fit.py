@@ -186,6 +186,19 @@ def test_fit_starts_from_the_view_the_preprocessor_implies():
     assert_recovered(view, true, iou, verts)
 
 
+def test_a_silhouette_that_cannot_tell_the_yaw_keeps_the_front_view():
+    # A vase turned on its axis looks the same: the fit must not wander off to an arbitrary yaw.
+    vase = object_meshes.normalised(object_meshes.merge(
+        object_meshes.cylinder(0.5, 1.2, segments=64),
+        object_meshes.cylinder(0.2, 0.6, (0, 0.9, 0), segments=64),
+        object_meshes.sphere(0.6, (0, 0.1, 0), rings=24, segments=64)))
+    true, mask = photo_mask(*vase, 400, 400, 35.0, 0.0, 15.0, 4.0)
+    view, iou, report = fit_camera(*vase, mask)
+    assert iou >= 0.98 and "yaw_deg" in report["snapped_to_start"]
+    assert view.yaw_deg == pytest.approx(0.0, abs=1e-9)
+    assert abs(view.elevation_deg - 15.0) < 2.0  # the top's ellipse tells the elevation
+
+
 def test_fit_views_recovers_every_camera_of_a_product_shoot():
     verts, faces = object_meshes.toy()
     shots = {  # name: (width, height, fov, elevation, distance, offset)

@@ -16,13 +16,18 @@ the offset is a camera slide, so the principal point stays at the image centre.
 
 Coarse to fine, all in a square window around the mask's box (1.5 x its long side, so the work does not
 depend on the photo's size):
-1. scan: a grid of yaw x elevation at 64 px; at each, scale and offset come from matching the silhouette's
-   area and centroid to the mask's (two renders), then the IoU is measured;
+1. scan: a grid of yaw x elevation (15 degree steps) at 64 px; at each, scale and offset first put the
+   mesh's projected box on the mask's box, then the silhouette's area and centroid on the mask's;
 2. Hooke-Jeeves pattern search (coordinate polls plus pattern moves, bounded by clipping, step halving)
-   from the best few scan points at 128 px, then from the winner at 256 px. The objective is a soft IoU:
-   silhouettes are rendered at 2x and area-averaged into coverage fractions, and the mask is area-resampled,
-   so the objective changes smoothly with sub-pixel moves instead of in steps;
-3. the final IoU is binary, at up to 1024 px across the window (or the photo's own resolution if smaller).
+   from the two best scan points at 64 px, then from the winner at 128 and 256 px. At 64 and 128 px it
+   moves yaw, elevation and fov only, scale and offset re-solved from the moments at every point (they
+   couple strongly with the fov: a search over all six crawls along that valley); one render per point,
+   the moment step applied by warping the rendered image. At 256 px all six move together, in small steps.
+   The objective is a soft IoU: silhouettes are rendered at 2x and area-averaged into coverage fractions
+   and the mask is area-resampled, so it changes smoothly with sub-pixel moves instead of in steps;
+3. what the silhouette cannot tell, the front view decides: if the starting yaw (then a level camera)
+   fits within SNAP_TOLERANCE of the best, the fit goes back to it (a vase turned on its axis);
+4. the final IoU is binary, at up to 1024 px across the window (or the photo's own resolution if smaller).
 Pixels outside the photo are ignored (a subject cut by the frame costs nothing where the photo is blind).
 For a closed mesh (every edge in two faces), only front-facing triangles are drawn: the silhouette is the
 same and the work is halved.
@@ -47,6 +52,8 @@ YAW_BY_NAME = {"front": 0.0, "left": 90.0, "back": 180.0, "right": 270.0}
 
 WINDOW_MARGIN = 0.25  # the working window reaches this fraction of the mask box's long side beyond the box
 SUPERSAMPLE = 2
+PRIOR_WEIGHT = 0.001  # IoU traded for a 45 degree turn away from the starting yaw or a level camera
+SNAP_TOLERANCE = 0.001  # IoU a view may lose by going back to the starting yaw / a level camera
 MIN_MASK_PIXELS = 16
 
 # Parameter order: yaw, elevation, fov (degrees), log scale, du, dv (photo pixels).
@@ -108,6 +115,10 @@ class _Level:
     target: np.ndarray
     valid: np.ndarray
 
+    def __post_init__(self):
+        self._centres = np.arange(self.resolution) + 0.5
+        self.target_moments = self.moments(self.target)
+
     def iou(self, rendered: np.ndarray) -> float:
         rendered = rendered.astype(np.float32)
         inter = (np.minimum(rendered, self.target) * self.valid).sum()
@@ -118,10 +129,9 @@ class _Level:
         """Area (window pixels) and centroid (x, y) of a coverage image inside the photo."""
         w = image.astype(np.float64) * self.valid
         area = w.sum()
-        ys, xs = np.mgrid[0 : w.shape[0], 0 : w.shape[1]] + 0.5
         if area <= 0:
-            return 0.0, np.array([w.shape[1] / 2.0, w.shape[0] / 2.0])
-        return float(area), np.array([(w * xs).sum() / area, (w * ys).sum() / area])
+            return 0.0, np.array([self.resolution / 2.0, self.resolution / 2.0])
+        return float(area), np.array([w.sum(axis=0) @ self._centres, w.sum(axis=1) @ self._centres]) / area
 
 
 def _level(mask: np.ndarray, origin: np.ndarray, side: int, resolution: int) -> _Level:
@@ -201,39 +211,64 @@ def _problem(vertices, faces, mask, yaw_deg, yaw_range_deg, elevation_range_deg,
                     free)
 
 
-def _align(problem: _Problem, level: _Level, x: np.ndarray, renders: int = 2, box: bool = True) -> np.ndarray:
-    """Scale and offset for given angles and fov: first the projected box onto the mask's box (vertices
-    only, exact for a silhouette's box), then silhouette area and centroid onto the mask's.
+def _moment_step(problem: _Problem, level: _Level, x: np.ndarray, rendered: np.ndarray):
+    """From a silhouette rendered at x: the scale and offset that move its area and centroid onto the
+    mask's, and the 2x3 affine map (window pixels, OpenCV's centre-at-integer convention) that moves the
+    rendered image the same way. None if nothing was drawn.
 
-    A change of scale grows the picture about the target's image (where the offset puts it), so each
-    update scales about that point, then shifts."""
-    x = problem.clip(x.copy())
-    target_area, target_centre = level.moments(level.target)
-    ys, xs = np.nonzero(level.target > 0.5)
+    A change of scale grows the picture about the target's image (where the offset puts it) and an offset
+    shifts it, so the silhouette at the new x is, to first order, the old one scaled by `ratio` and shifted:
+    p' = ratio * p + (wanted - ratio * current) whatever the pivot."""
+    area, current = level.moments(rendered)
+    target_area, wanted = level.target_moments
+    if area <= 0:
+        return None
+    ratio = math.sqrt(target_area / area)
+    x = _rescale(problem, level, x, ratio, current, wanted)
+    shift = wanted - ratio * current + 0.5 * ratio - 0.5
+    return x, np.array([[ratio, 0.0, shift[0]], [0.0, ratio, shift[1]]])
+
+
+def _rescale(problem: _Problem, level: _Level, x: np.ndarray, ratio: float, current, wanted) -> np.ndarray:
+    """x with the picture scaled by `ratio` about the target's image, then shifted so `current` (window
+    pixels) lands on `wanted`."""
     to_photo = problem.side / level.resolution
-    centre = np.array(problem.size, np.float64) / 2.0
+    pivot = (np.array(problem.size, np.float64) / 2.0 + x[4:6] - problem.origin) / to_photo
+    x = x.copy()
+    x[3] += math.log(ratio)
+    x[4:6] += (np.asarray(wanted) - (pivot + ratio * (np.asarray(current) - pivot))) * to_photo
+    return problem.clip(x)
 
-    def update(x, ratio, current, wanted):
-        pivot = (centre + x[4:6] - problem.origin) / to_photo  # the target's image, in window pixels
-        x = x.copy()
-        x[3] += math.log(ratio)
-        x[4:6] += (wanted - (pivot + ratio * (current - pivot))) * to_photo
-        return problem.clip(x)
 
-    if box and len(xs):
-        box_lo = np.array([xs.min(), ys.min()], np.float64)
-        box_hi = np.array([xs.max() + 1, ys.max() + 1], np.float64)
-        for _ in range(3):
-            xy = (problem.view(x).project(problem.vertices)[0] - problem.origin) / to_photo
-            lo, hi = xy.min(axis=0), xy.max(axis=0)
-            ratio = math.sqrt(np.prod(box_hi - box_lo) / max(float(np.prod(hi - lo)), 1e-9))
-            x = update(x, ratio, (lo + hi) / 2.0, (box_lo + box_hi) / 2.0)
-    for _ in range(renders):
-        area, current = level.moments(problem.silhouette(x, level.resolution, SUPERSAMPLE))
-        if area <= 0:
-            break
-        x = update(x, math.sqrt(target_area / area), current, target_centre)
+def _box_align(problem: _Problem, level: _Level, x: np.ndarray) -> np.ndarray:
+    """Scale and offset that put the mesh's projected box onto the mask's box (vertices only: the box of a
+    silhouette is the box of its vertices), iterated for perspective."""
+    x = problem.clip(x.copy())
+    ys, xs = np.nonzero(level.target > 0.5)
+    if not len(xs):
+        return x
+    box_lo = np.array([xs.min(), ys.min()], np.float64)
+    box_hi = np.array([xs.max() + 1, ys.max() + 1], np.float64)
+    to_photo = problem.side / level.resolution
+    for _ in range(3):
+        xy = (problem.view(x).project(problem.vertices)[0] - problem.origin) / to_photo
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        ratio = math.sqrt(np.prod(box_hi - box_lo) / max(float(np.prod(hi - lo)), 1e-9))
+        x = _rescale(problem, level, x, ratio, (lo + hi) / 2.0, (box_lo + box_hi) / 2.0)
     return x
+
+
+def _profiled_iou(problem: _Problem, level: _Level, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """IoU at x with scale and offset re-solved from the silhouette's moments, for one render: the
+    rendered coverage is warped by the moment step's similarity instead of rendered again (exact for the
+    shift, first order for the scale; fine for the coarse levels that use it)."""
+    rendered = problem.silhouette(x, level.resolution, SUPERSAMPLE)
+    step = _moment_step(problem, level, x, rendered)
+    if step is None:
+        return 0.0, problem.clip(x)
+    x, affine = step
+    warped = cv2.warpAffine(rendered, affine, (level.resolution, level.resolution), flags=cv2.INTER_LINEAR)
+    return level.iou(warped), x
 
 
 def _pattern_search(objective, x0: np.ndarray, steps: np.ndarray, min_steps: np.ndarray,
@@ -320,7 +355,7 @@ def fit_camera(
     problem = _problem(vertices, faces, mask, yaw_deg, yaw_range_deg, elevation_range_deg, fov_deg,
                        fov_range_deg)
     coarse = _level(mask, problem.origin, problem.side, 64)
-    x_front = _align(problem, coarse, np.array([yaw_deg, 0.0, fov_start, 0.0, 0.0, 0.0]), renders=0)
+    x_front = _box_align(problem, coarse, np.array([yaw_deg, 0.0, fov_start, 0.0, 0.0, 0.0]))
     report = {"initial_iou": _final_iou(problem, mask, x_front, final_size), "levels": []}
 
     # 1. Scan yaw x elevation, scale and offset aligned at each point.
@@ -328,13 +363,19 @@ def fit_camera(
     yaws = yaw_deg + np.union1d(turns, -turns)
     elevations = np.arange(elevation_range_deg[0], elevation_range_deg[1] + 1e-9, 15.0)
     elevations = np.union1d(elevations, [np.clip(0.0, *elevation_range_deg)])
+
+    def prior(x):
+        """A whisper towards the starting yaw and a level camera, breaking near-ties in scan and search."""
+        return PRIOR_WEIGHT * (((x[0] - yaw_deg) / 45.0) ** 2 + (x[1] / 45.0) ** 2)
+
     scored = []
     for yaw in yaws:
         for elevation in elevations:
-            x = _align(problem, coarse, np.array([yaw, elevation, fov_start, x_front[3], *x_front[4:]]), 1)
-            scored.append((coarse.iou(problem.silhouette(x, coarse.resolution, SUPERSAMPLE)), x))
+            x = _box_align(problem, coarse, np.array([yaw, elevation, fov_start, x_front[3], *x_front[4:]]))
+            iou, x = _profiled_iou(problem, coarse, x)
+            scored.append((float(iou - prior(x)), x))
     scored.sort(key=lambda item: -item[0])
-    report["levels"].append({"resolution": coarse.resolution, "iou": scored[0][0], "candidates": len(scored)})
+    report["levels"].append({"resolution": coarse.resolution, "score": scored[0][0], "candidates": len(scored)})
 
     # 2. Pattern search, coarse to fine. At 64 and 128 px over yaw, elevation and fov only, scale and offset
     #    re-solved from the silhouette's moments at every point (they couple strongly with the fov: a
@@ -350,8 +391,12 @@ def fit_camera(
         pixel = problem.side / resolution  # photo pixels per working pixel
 
         def objective(x, level=level, profiled=profiled):
-            x = _align(problem, level, x, renders=1, box=False) if profiled else problem.clip(x)
-            return level.iou(problem.silhouette(x, level.resolution, SUPERSAMPLE)), x
+            if profiled:
+                iou, x = _profiled_iou(problem, level, x)
+            else:
+                x = problem.clip(x)
+                iou = level.iou(problem.silhouette(x, level.resolution, SUPERSAMPLE))
+            return float(iou - prior(x)), x
 
         min_steps = np.array([0.1, 0.1, 0.5, 0.001, 0.1 * pixel, 0.1 * pixel]) * min_step_scale
         steps = np.maximum(first_steps * step_scale, min_steps)
@@ -359,9 +404,19 @@ def fit_camera(
         results = [_pattern_search(objective, x, steps, min_steps, 300) for x in starts]
         results.sort(key=lambda r: -r[1])
         starts = [results[0][0]]
-        report["levels"].append({"resolution": resolution, "iou": results[0][1],
+        report["levels"].append({"resolution": resolution, "score": results[0][1],
                                  "evaluations": [r[2] for r in results]})
+    # 3. What the silhouette cannot tell, the front view decides: a turned vase looks the same, so if going
+    #    back to the starting yaw (then a level camera) costs no more than SNAP_TOLERANCE, go back.
     x = starts[0]
+    snapped = []
+    for i, home in ((0, yaw_deg), (1, float(np.clip(0.0, *elevation_range_deg)))):
+        trial = x.copy()
+        trial[i] = home
+        if problem.free[i] and objective(trial)[0] + prior(trial) >= objective(x)[0] + prior(x) - SNAP_TOLERANCE:
+            x = problem.clip(trial)
+            snapped.append(_NAMES[i])
+    report["snapped_to_start"] = snapped
     view = problem.view(x)
     iou = _final_iou(problem, mask, x, final_size)
     x = problem.clip(x)

@@ -190,8 +190,8 @@ def _surface_fill(vertices, faces, face_of_texel, bary, colour, seen) -> tuple[n
 
 
 def _solve_gains(pairs: list[tuple[int, int, np.ndarray, int]], n_views: int) -> np.ndarray:
-    """Per-view log gains (V, 3): least squares on log g_a - log g_b = log ratio_ab, photo 0 fixed at 1."""
-    gains = np.zeros((n_views, 3))
+    """Per-view gains (V, 3): least squares on log g_a - log g_b = log(c_b / c_a) over the pairs (a, b,
+    log ratio, texel count), each weighted by sqrt(count); photo 0 fixed at 1, gains kept in [1/4, 4]."""
     if not pairs:
         return np.ones((n_views, 3))
     rows = len(pairs) + n_views
@@ -203,8 +203,50 @@ def _solve_gains(pairs: list[tuple[int, int, np.ndarray, int]], n_views: int) ->
     a[len(pairs), 0] = 1e3  # the first photo keeps its exposure
     for v in range(1, n_views):
         a[len(pairs) + v, v] = 1e-3  # a photo that overlaps no other keeps its own
-    gains = np.linalg.lstsq(a, rhs, rcond=None)[0]
-    return np.exp(np.clip(gains, math.log(0.25), math.log(4.0)))
+    log_gains = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    return np.exp(np.clip(log_gains, math.log(0.25), math.log(4.0)))
+
+
+def _exposure_gains(samples, k: int) -> np.ndarray:
+    """Per-photo, per-channel gains (V, 3): for each pair of photos, the median log ratio of their colours
+    on texels both see frontally (cosine > 0.3, channels brighter than 0.04: ratios of near-black values
+    are noise), then a least-squares fit over all pairs with the first photo fixed (_solve_gains)."""
+    n = len(samples)
+    if n < 2:
+        return np.ones((n, 3))
+    slot = np.full((n, k), -1, np.int32)  # texel -> row in that photo's samples
+    for v, (idx, *_rest) in enumerate(samples):
+        slot[v, idx] = np.arange(len(idx))
+    pairs = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            both = np.flatnonzero((slot[i] >= 0) & (slot[j] >= 0))
+            si, sj = slot[i, both], slot[j, both]
+            good = (samples[i][3][si] > 0.3) & (samples[j][3][sj] > 0.3)
+            ci, cj = samples[i][1][si[good]], samples[j][1][sj[good]]
+            bright = (ci > 0.04) & (cj > 0.04)
+            if bright.sum(axis=0).min() >= MIN_OVERLAP:
+                log_ratio = np.array([np.median(np.log(cj[bright[:, c], c] / ci[bright[:, c], c]))
+                                      for c in range(3)])
+                pairs.append((i, j, log_ratio, int(good.sum())))
+    return _solve_gains(pairs, n)
+
+
+def _blend(samples, gains: np.ndarray, k: int):
+    """Weighted mean of every photo's (gain-corrected) colour per texel: colours (K, 3), seen (K,) bool,
+    and the photo with the largest weight per texel (K,) int16, -1 where none."""
+    total = np.zeros((k, 3))
+    weight_sum = np.zeros(k)
+    best = np.zeros(k)
+    source = np.full(k, -1, np.int16)
+    for v, (idx, colour, weight, _) in enumerate(samples):
+        total[idx] += weight[:, None] * np.clip(colour * gains[v], 0.0, 1.0)
+        weight_sum[idx] += weight
+        better = weight > best[idx]
+        best[idx[better]] = weight[better]
+        source[idx[better]] = v
+    seen = weight_sum > 0
+    return np.where(seen[:, None], total / np.maximum(weight_sum, 1e-30)[:, None], 0.0), seen, source
 
 
 # --- the bake ---------------------------------------------------------------------------------------------
@@ -274,8 +316,9 @@ def _view_samples(pv: PhotoView, vertices, faces, points, texel_normal, smooth, 
     allowed = tolerance + 1.5 * depth[idx] / zview.intrinsics.focal_px * slope
     idx = idx[depth[idx] <= zbuf[zr, zc] + allowed]
     # Colour and weight.
-    subject_box = np.ptp(np.argwhere(pv.mask), axis=0)
-    feather = max(2.0, 0.03 * float(np.hypot(*subject_box)))
+    rows, cols = np.flatnonzero(pv.mask.any(axis=1)), np.flatnonzero(pv.mask.any(axis=0))
+    subject_diagonal = math.hypot(np.ptp(rows), np.ptp(cols)) if len(rows) else 0.0
+    feather = max(2.0, 0.03 * subject_diagonal)
     ramp = np.clip((edge_distance[idx] - MASK_INSET + 1.0) / feather, 1e-3, 1.0)
     weight = np.maximum(cos_smooth[idx], 1e-3) ** sharpness * ramp
     colour = sample_bilinear(pv.photo, xy[idx]) / 255.0
@@ -311,6 +354,8 @@ def bake(
     # 1. The atlas: texel -> face, barycentrics, surface point, normals.
     uv_xy = np.stack([uvs[:, 0] * width, (1.0 - uvs[:, 1]) * height], axis=1)
     atlas = rasterise(uv_xy, np.ones(len(uvs)), faces, (height, width), perspective=False)
+    if not atlas.mask.any():
+        raise InputError(f"The mesh's UVs cover no texel of a {width} x {height} texture: is it unwrapped?")
     frags = fragments(atlas, uv_xy, faces)
     texel, face_of_texel, bary = frags.pixel, frags.face, frags.bary.astype(np.float64)
     chart = atlas.mask
@@ -334,38 +379,9 @@ def bake(
         weight = weight * np.clip(fade.ravel()[texel[idx]] / feather_texels, 1e-3, 1.0)
         samples.append((idx, colour, weight, cosine))
 
-    # 4. Exposure: gains from pairs of photos on texels both see frontally.
-    pairs = []
-    if match_exposure and len(views) > 1:
-        slot = np.full((len(views), k), -1, np.int64)
-        for v, (idx, *_rest) in enumerate(samples):
-            slot[v, idx] = np.arange(len(idx))
-        for i in range(len(views)):
-            for j in range(i + 1, len(views)):
-                both = np.flatnonzero((slot[i] >= 0) & (slot[j] >= 0))
-                si, sj = slot[i, both], slot[j, both]
-                good = (samples[i][3][si] > 0.3) & (samples[j][3][sj] > 0.3)
-                ci, cj = samples[i][1][si[good]], samples[j][1][sj[good]]
-                bright = (ci > 0.04) & (cj > 0.04)  # per channel: ratios of near-black values are noise
-                if bright.sum(axis=0).min() >= MIN_OVERLAP:
-                    log_ratio = np.array([np.median(np.log(cj[bright[:, c], c] / ci[bright[:, c], c]))
-                                          for c in range(3)])
-                    pairs.append((i, j, log_ratio, int(good.sum())))
-    gains = _solve_gains(pairs, len(views)) if pairs else np.ones((len(views), 3))
-
-    # Blend.
-    total = np.zeros((k, 3))
-    weight_sum = np.zeros(k)
-    best = np.zeros(k)
-    source = np.full(k, -1, np.int16)
-    for v, (idx, colour, weight, _) in enumerate(samples):
-        total[idx] += weight[:, None] * np.clip(colour * gains[v], 0.0, 1.0)
-        weight_sum[idx] += weight
-        better = weight > best[idx]
-        best[idx[better]] = weight[better]
-        source[idx[better]] = v
-    seen_k = weight_sum > 0
-    colour_k = np.where(seen_k[:, None], total / np.maximum(weight_sum, 1e-30)[:, None], 0.0)
+    # 4. Exposure, then the blend.
+    gains = _exposure_gains(samples, k) if match_exposure else np.ones((len(views), 3))
+    colour_k, seen_k, source = _blend(samples, gains, k)
 
     # 5. Unseen texels: diffused over the surface, then relaxed against seen neighbours in the atlas.
     vcol, welded = _surface_fill(vertices, faces, face_of_texel, bary, colour_k, seen_k)
