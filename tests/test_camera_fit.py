@@ -5,6 +5,7 @@ silhouettes alone, from one photo or from a product shoot with known turns."""
 import math
 
 import bpy
+import cv2
 import mathutils
 import numpy as np
 import object_meshes
@@ -18,13 +19,16 @@ from image_to_mesh.inference.objects.rasterise import coverage, rasterise, rende
 from image_to_mesh.inference.objects.view import intrinsics_from_fov, look_at, orbit_view, view_from_fov
 
 
-def suzanne(subdivisions: int = 1):
+def suzanne(subdivisions: int = 1, keep: bool = False):
+    """Blender's Suzanne in the generator's frame (verts, faces); with keep, also the Blender object."""
     bpy.ops.mesh.primitive_monkey_add()
     obj = bpy.context.active_object
     if subdivisions:
         modifier = obj.modifiers.new("subdivide", "SUBSURF")
         modifier.levels = subdivisions
     verts, faces, _ = object_meshes.blender_mesh(obj)
+    if keep:
+        return verts, faces, obj
     bpy.data.objects.remove(obj)
     return verts, faces
 
@@ -34,11 +38,11 @@ def box_centre(verts):
 
 
 def blender_camera_for(view, scene):
-    """A Blender camera that is `view`: the mesh's frame used as Blender's world frame unchanged."""
+    """A Blender camera that is `view`, for the mesh as it sits in Blender's +Z-up world."""
     data = bpy.data.cameras.new("fit")
     camera = bpy.data.objects.new("fit", data)
     scene.collection.objects.link(camera)
-    camera.matrix_world = mathutils.Matrix(view.matrix_world.tolist())
+    camera.matrix_world = mathutils.Matrix(view.matrix_world_blender.tolist())
     data.sensor_fit = "HORIZONTAL"
     data.sensor_width = 36.0
     data.lens = view.intrinsics.focal_px * 36.0 / view.intrinsics.width
@@ -49,11 +53,10 @@ def blender_camera_for(view, scene):
 
 
 def test_rasterised_silhouette_matches_cycles_rendering_the_same_mesh(empty_scene, tmp_path):
-    verts, faces = suzanne(1)
+    # Blender renders its own Suzanne in its own +Z-up world; we rasterise the same mesh read back into the
+    # generator's +Y-up frame. The camera is one View, handed to Blender through matrix_world_blender.
+    verts, faces, obj = suzanne(1, keep=True)
     view = view_from_fov(200, 150, 40.0, 25.0, 15.0, 4.0, offset_px=(10, -5))
-    mesh = bpy.data.meshes.new("suzanne")
-    mesh.from_pydata(verts.tolist(), [], faces.tolist())
-    empty_scene.collection.objects.link(bpy.data.objects.new("suzanne", mesh))
     camera = blender_camera_for(view, empty_scene)
     empty_scene.render.engine = "CYCLES"
     empty_scene.cycles.samples = 16
@@ -72,7 +75,8 @@ def test_rasterised_silhouette_matches_cycles_rendering_the_same_mesh(empty_scen
     assert (ours & cycles).sum() / (ours | cycles).sum() > 0.995
 
     # And every vertex projects where Blender projects it (normalised camera coordinates x image size).
-    blender = np.array([world_to_camera_view(empty_scene, camera, mathutils.Vector(p)) for p in verts.tolist()])
+    world = [obj.matrix_world @ mathutils.Vector((x, -z, y)) for x, y, z in verts.tolist()]  # back to +Z up
+    blender = np.array([world_to_camera_view(empty_scene, camera, p) for p in world])
     xy, depth = view.project(verts)
     np.testing.assert_allclose(xy[:, 0], blender[:, 0] * 200, atol=1e-3)
     np.testing.assert_allclose(xy[:, 1], (1 - blender[:, 1]) * 150, atol=1e-3)
@@ -180,8 +184,9 @@ def test_fit_starts_from_the_view_the_preprocessor_implies():
     extent = np.ptp(verts, axis=0)[:2].max()
     distance = intr.focal_px * extent / (0.85 * 512) + verts[:, 2].max()
     true = orbit_view(intr, 0.0, 0.0, distance, box_centre(verts))
-    mask = render_silhouette(true, verts, faces)
-    view, iou, report = fit_camera(verts, faces, mask)
+    # Given as the preprocessor's alpha: 8-bit, soft-edged (a background remover's matte).
+    alpha = cv2.GaussianBlur(render_silhouette(true, verts, faces).astype(np.uint8) * 255, (5, 5), 1.0)
+    view, iou, report = fit_camera(verts, faces, alpha)
     assert report["initial_iou"] > 0.9  # the front view matched to the mask's box is already close
     assert_recovered(view, true, iou, verts)
 

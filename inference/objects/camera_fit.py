@@ -165,11 +165,24 @@ def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     return vertices.astype(np.float64), faces.astype(np.int64)
 
 
+def subject_mask(mask) -> np.ndarray:
+    """A subject mask as bool (H, W): bool as is; an alpha matte thresholded at half (uint8 at 128, other
+    integers above 0, floats at 0.5), so a soft edge's faint halo is not counted as subject."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype == np.uint8:
+        return mask >= 128
+    if np.issubdtype(mask.dtype, np.floating):
+        return mask >= 0.5
+    return mask > 0
+
+
 def _check_mask(mask, name: str = "the photo") -> np.ndarray:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InputError(f"The subject mask of {name} must be a 2-D image, not an array of shape {mask.shape}.")
-    mask = mask > 0 if mask.dtype != bool else mask
+    mask = subject_mask(mask)
     if mask.sum() < MIN_MASK_PIXELS:
         raise InputError(f"The subject mask of {name} is empty: there is no subject to fit the camera to.")
     return mask
@@ -340,8 +353,8 @@ def fit_camera(
 ) -> tuple[View, float, dict]:
     """The view whose silhouette of the mesh best matches `mask`, its IoU with the mask, and a report.
 
-    vertices (N, 3) and faces (F, 3) in the object frame (any float / int dtype); mask (H, W) bool (or
-    nonzero) at the photo's size. yaw_deg is the starting yaw, searched within +/- yaw_range_deg (0 fixes
+    vertices (N, 3) and faces (F, 3) in the object frame (any float / int dtype); mask (H, W) at the
+    photo's size: bool, or an alpha matte (subject_mask thresholds it at half). yaw_deg is the starting yaw, searched within +/- yaw_range_deg (0 fixes
     it); elevation within elevation_range_deg; fov_deg fixes the field of view across the photo's long
     side (when EXIF tells it), else it is fitted within fov_range_deg from initial_fov_deg.
     Returns (View with intrinsics (W, H, focal) of the photo, final binary IoU in [0, 1] at up to

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .camera_fit import subject_mask
 from .rasterise import coverage_count, fragments, rasterise, render_attribute
 from .view import View
 
@@ -50,7 +51,8 @@ SURFACE_SMOOTH_ITERATIONS = 30
 
 @dataclass
 class PhotoView:
-    """A photo and the camera that took it: view (View), photo (H, W, 3|4) uint8 sRGB, mask (H, W) bool."""
+    """A photo and the camera that took it: view (View), photo (H, W, 3|4) uint8 sRGB, mask (H, W) bool or
+    alpha (camera_fit.subject_mask), None for the whole photo."""
 
     view: View
     photo: np.ndarray
@@ -276,7 +278,7 @@ def _check(vertices, faces, uvs, views, size):
         if (photo.shape[1], photo.shape[0]) != pv.view.size:
             raise InputError(f"Photo {k + 1} is {photo.shape[1]} x {photo.shape[0]} px but its camera is "
                              f"{pv.view.size[0]} x {pv.view.size[1]} px.")
-        mask = np.ones(photo.shape[:2], bool) if pv.mask is None else np.asarray(pv.mask) > 0
+        mask = np.ones(photo.shape[:2], bool) if pv.mask is None else subject_mask(pv.mask)
         if mask.shape != photo.shape[:2]:
             raise InputError(f"The subject mask of photo {k + 1} is not the photo's size.")
         checked.append(PhotoView(pv.view, photo[..., :3], mask))

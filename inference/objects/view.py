@@ -28,6 +28,9 @@ import numpy as np
 from ..camera import Intrinsics
 
 UP = np.array([0.0, 1.0, 0.0])
+# The generator's frame is glTF's (+Y up); Blender's world is +Z up. glTF importers (and the builders here)
+# map a point (x, y, z) to Blender's (x, -z, y).
+Y_UP_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> Intrinsics:
@@ -64,6 +67,15 @@ class View:
         """4x4 camera-to-object transform [R | t]: a Blender camera's matrix_world in the object frame."""
         m = np.eye(4)
         m[:3, :3], m[:3, 3] = self.rotation, self.position
+        return m
+
+    @property
+    def matrix_world_blender(self) -> np.ndarray:
+        """4x4 matrix_world of a Blender camera that is this view of the mesh imported into Blender's +Z-up
+        world the glTF way ((x, y, z) -> (x, -z, y)): the camera's own axes keep Blender's camera convention,
+        so only the frame they are written in changes."""
+        m = np.eye(4)
+        m[:3, :3], m[:3, 3] = Y_UP_TO_BLENDER @ self.rotation, Y_UP_TO_BLENDER @ self.position
         return m
 
     @property
