@@ -73,7 +73,7 @@ class Interrupted(Exception):
         self.signum = signum
         self.exit_status = 128 + signum
         what = "Interrupted (Ctrl-C)" if signum == signal.SIGINT else "Terminated"
-        super().__init__(f"{what}: every photo finished before it was written whole; nothing else was written.")
+        super().__init__(f"{what}: only the photos finished before it were written, each with all its outputs.")
 
 
 class _Interrupts:

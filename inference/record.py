@@ -5,7 +5,7 @@ and the builders on the Blender side decide only from its typed fields.
 
 Frame: vertices are in metres in the record's own frame, x right, y up, z towards the viewer. For a depth mesh
 that is the frame of the camera that took the photo (the camera sits at the origin, looking down -z); a
-generated object is upright in it, and its camera is wherever the fit placed it (`CameraView`).
+generated object is upright in it, and its camera is wherever the fit placed it (geometry.view.View).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .geometry.camera import CameraView
+from .geometry.view import View
 from .photo.photo import Texture
 
 
@@ -70,7 +70,7 @@ class MeshRecord:
     corner_uvs: np.ndarray | None  # (4Q + 3T, 2) float32 per face corner, quads' corners then triangles'
     vertex_colors: np.ndarray  # (N, 4) float32 sRGB in [0, 1], the photo's colour at each vertex
     texture: Texture  # what the UVs map
-    camera: CameraView | None  # the camera that took the photo, if known
+    camera: View | None  # the camera that took the photo, if known
     photo: Texture | None  # the photo seen through the camera, when it is not the texture itself
     closed: bool  # watertight: the builders stand it on the ground
     report: Report

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry.camera import CameraView, Intrinsics
+from .geometry.camera import Intrinsics
+from .geometry.view import View
 from .photo.photo import Texture
 from .record import CameraReport, MeshRecord, ModelRun, Report
 
@@ -46,7 +47,7 @@ def load_record(path: Path) -> MeshRecord:
     meta = json.loads(str(arrays.pop("meta")))
     camera = None
     if "intrinsics" in meta:
-        camera = CameraView(Intrinsics(**meta["intrinsics"]), arrays["camera_rotation"], arrays["camera_position"])
+        camera = View(Intrinsics(**meta["intrinsics"]), arrays["camera_rotation"], arrays["camera_position"])
     textures = {key: Texture(meta[key], arrays[f"{key}_rgb"], arrays.get(f"{key}_alpha"))
                 for key in ("texture", "photo") if f"{key}_rgb" in arrays}
     return MeshRecord(

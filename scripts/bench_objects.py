@@ -33,7 +33,7 @@ import object_meshes as meshes  # noqa: E402
 from image_to_mesh.inference.objects.camera_fit import fit_camera  # noqa: E402
 from image_to_mesh.inference.objects.rasterise import render_depth, render_silhouette  # noqa: E402
 from image_to_mesh.inference.objects.texture_bake import bake  # noqa: E402
-from image_to_mesh.inference.objects.view import view_from_fov  # noqa: E402
+from image_to_mesh.inference.geometry.view import view_from_fov  # noqa: E402
 
 
 def figure():

@@ -16,7 +16,7 @@ from PIL import Image
 from image_to_mesh.inference.errors import InputError
 from image_to_mesh.inference.objects.camera_fit import fit_camera, fit_views
 from image_to_mesh.inference.objects.rasterise import coverage, rasterise, render_depth, render_silhouette
-from image_to_mesh.inference.objects.view import intrinsics_from_fov, look_at, orbit_view, view_from_fov
+from image_to_mesh.inference.geometry.view import intrinsics_from_fov, look_at, orbit_view, view_from_fov
 
 
 def suzanne(subdivisions: int = 1, keep: bool = False):

@@ -14,7 +14,7 @@ from image_to_mesh.inference.errors import InputError
 from image_to_mesh.inference.objects.camera_fit import fit_camera
 from image_to_mesh.inference.objects.rasterise import fragments, rasterise, render_attribute, render_silhouette
 from image_to_mesh.inference.objects.texture_bake import bake, bake_texture, render_texture
-from image_to_mesh.inference.objects.view import view_from_fov
+from image_to_mesh.inference.geometry.view import view_from_fov
 
 SIDES = ["+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 # One flat colour per photo of the cube, each shot from its product-shoot yaw.

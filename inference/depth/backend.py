@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from ..errors import InputError
-from ..geometry.camera import CameraView, Intrinsics, photo_intrinsics
+from ..geometry.camera import Intrinsics, photo_intrinsics
+from ..geometry.view import View
 from ..geometry.closure import close_surface, inflate_depth
 from ..geometry.grid_mesh import depth_to_grid_mesh, grid_size, sample_nearest
 from ..photo.prepared import PreparedPhoto
@@ -103,7 +104,7 @@ def depth_mesh(method: str, prepared: PreparedPhoto, depth, settings, models: Mo
     report.timings["mesh"] = time.perf_counter() - start
     return MeshRecord(
         photo.name, vertices, quads, triangles, uvs, None, _colors_at(photo.rgb, uvs), photo.texture,
-        CameraView(intrinsics), None, settings.closure_mode != "none", report, vertex_normals, edges, corner_edges,
+        View(intrinsics, np.eye(3), np.zeros(3)), None, settings.closure_mode != "none", report, vertex_normals, edges, corner_edges,
     )
 
 

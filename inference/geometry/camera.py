@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 # When neither the user nor the photo's EXIF says how wide the lens was: 55 degrees across the long side,
 # between a phone's main camera (about 67) and a 50 mm lens on full frame (about 40).
@@ -25,16 +23,6 @@ class Intrinsics:
     @property
     def fov_x_deg(self) -> float:
         return math.degrees(2.0 * math.atan(self.width / (2.0 * self.focal_px)))
-
-
-@dataclass(frozen=True)
-class CameraView:
-    """A camera placed in a record's frame: its intrinsics, and its pose as rotation (camera -> record) and
-    position. Camera convention: x right, y up, looking down -z. A depth mesh's camera is at the origin."""
-
-    intrinsics: Intrinsics
-    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
-    position: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 def photo_intrinsics(

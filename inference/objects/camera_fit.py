@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import InputError
 from .rasterise import coverage
-from .view import View, intrinsics_from_fov, orbit_view
+from ..geometry.view import View, intrinsics_from_fov, orbit_view
 
 # The view names of a product shoot and their yaw (view.py's convention: "left" = object turned 90 degrees
 # clockwise seen from above, the camera on the object's +X side).

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import InputError
 from .camera_fit import subject_mask
 from .rasterise import coverage_count, fragments, rasterise, render_attribute
-from .view import View
+from ..geometry.view import View
 
 MASK_INSET = 2.0  # photo pixels a sample keeps from the subject mask's edge
 # Surfaces seen more obliquely than this (cosine) are not sampled: a photo pixel there spreads over a long

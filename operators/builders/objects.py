@@ -12,6 +12,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ...inference.geometry.view import Y_UP_TO_BLENDER
 from ...inference.record import MeshRecord
 from ...inference.photo.photo import encode_texture
 from .camera import build_camera, match_render_size, show_photo_behind
@@ -19,8 +20,8 @@ from .material import build_photo_image, build_photo_material
 from .mesh import build_mesh
 from .finish import MeshFinish, finish_mesh
 
-# Camera frame (x right, y up, looking down -z) -> world: x -> X, y -> Z, z -> -Y.
-CAMERA_TO_WORLD = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)
+# The record's frame (x right, y up, z towards the viewer) -> Blender's world: x -> X, y -> Z, z -> -Y.
+CAMERA_TO_WORLD = Y_UP_TO_BLENDER.astype(np.float32)
 
 
 def build_objects(
@@ -62,9 +63,8 @@ def build_objects(
     farthest = float(np.linalg.norm(corners - view.position, axis=1).max())
     camera_object = build_camera(f"{record.name} camera", intrinsics.width, intrinsics.height, intrinsics.focal_px,
                                  max(100.0, 2 * farthest))
-    pose = np.eye(4)
-    pose[:3, :3] = CAMERA_TO_WORLD @ view.rotation
-    pose[:3, 3] = CAMERA_TO_WORLD @ view.position - centre
+    pose = view.matrix_world_blender
+    pose[:3, 3] -= centre
     camera_object.parent = mesh_object  # the mesh sits at the world origin, unrotated: local = world
     camera_object.matrix_basis = Matrix(pose.tolist())
     collection.objects.link(camera_object)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..camera import Intrinsics
+from .camera import Intrinsics
 
 UP = np.array([0.0, 1.0, 0.0])
 # The generator's frame is glTF's (+Y up); Blender's world is +Z up. glTF importers (and the builders here)
