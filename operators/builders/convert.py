@@ -35,8 +35,13 @@ def convert_file(
     start = time.perf_counter()
     # On a thread, so the caller's thread stays free for Ctrl-C and SIGTERM: their handler cancels the run.
     job = ThreadJob(cancel_token=models and models.cancel).start(image_to_mesh, photo, depth_map, settings, models)
-    while not job.wait(0.1):
-        checkpoint()
+    try:
+        while not job.wait(0.1):
+            checkpoint()
+    except BaseException:  # stopping: let the run end first (a native run torn down mid-way aborts the process)
+        job.cancel()
+        job.wait(30)
+        raise
     job.raise_error()
     record = job.result
 
