@@ -191,9 +191,9 @@ def test_a_signal_during_export_leaves_every_output_whole_or_absent(motorcycle_f
 
 
 def test_ctrl_c_during_a_model_run_stops_it_at_once(tmp_path):
-    # Uncancelled, this model's run alone takes half a minute to minutes (measured: 25 s on a quiet machine,
-    # 60-100 s on a busy one; a cancelled run exits in about 2 s): an exit well within that was a stopped run.
-    model = tiny_models.slow_depth(tmp_path / "slow.onnx", steps=3000)
+    # Uncancelled, this model's run alone takes most of an hour (a cancelled run exits in about 2 s on a quiet
+    # machine): an exit within a minute was a stopped run.
+    model = tiny_models.slow_depth(tmp_path / "slow.onnx")
     Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(tmp_path / "p.png")
     process = start_cli(tmp_path / "p.png", "--method", "model", "--model-file", model, "-o", tmp_path / "out",
                         "--cache-dir", tmp_path / "models")
@@ -202,6 +202,6 @@ def test_ctrl_c_during_a_model_run_stops_it_at_once(tmp_path):
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and time.monotonic() - interrupted < 20, stderr
+    assert process.returncode == 130 and time.monotonic() - interrupted < 60, stderr
     assert stderr.strip().splitlines()[-1].startswith("image_to_mesh: Interrupted (Ctrl-C)")
     assert not (tmp_path / "out").exists()

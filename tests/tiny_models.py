@@ -130,27 +130,36 @@ def _topological(nodes):
     return ordered
 
 
-def slow_depth(path: Path, steps: int = 1500, side: int = 768) -> Path:
-    """Depth Anything's contract, with a chain of `steps` matrix products before the answer: a run long
-    enough (seconds) to be cancelled midway. The chain starts from the input, so no optimiser can fold it
-    away at load time, and contributes 0: depth = mean over channels + 3."""
+def slow_depth(path: Path, steps: int = 100_000, side: int = 768) -> Path:
+    """Depth Anything's contract, with a loop of `steps` matrix products before the answer: a run that takes
+    minutes to hours (about 8 ms a step), in constant memory, so it can be cancelled midway. The loop starts
+    from the input, so no optimiser can fold it away at load time, and contributes 0: depth = mean over
+    channels + 3."""
     from onnx import numpy_helper
 
     matrix = (np.random.default_rng(0).standard_normal((side, side)) / np.sqrt(side)).astype(np.float32)
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["m_in", "matrix"], ["m_out"]), helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "step",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("m_in", TensorProto.FLOAT, [side, side])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("m_out", TensorProto.FLOAT, [side, side])],
+    )
     nodes = [
         helper.make_node("Constant", [], ["matrix"], value=numpy_helper.from_array(matrix, "matrix_value")),
         helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.zeros((), np.float32), "z")),
         helper.make_node("Constant", [], ["offset"], value=numpy_helper.from_array(np.full((), 3, np.float32), "o")),
+        helper.make_node("Constant", [], ["trips"], value=numpy_helper.from_array(np.array(steps, np.int64), "t")),
+        helper.make_node("Constant", [], ["go"], value=numpy_helper.from_array(np.array(True), "g")),
         helper.make_node("ReduceMean", ["pixel_values", "axes"], ["mean"], keepdims=0),
         _const("axes", np.array([1], np.int64)),
         helper.make_node("ReduceMean", ["pixel_values"], ["overall"], keepdims=0),
         helper.make_node("Mul", ["overall", "zero"], ["nil"]),
-        helper.make_node("Add", ["matrix", "nil"], ["m0"]),
-    ]
-    for i in range(steps):
-        nodes.append(helper.make_node("MatMul", [f"m{i}", "matrix"], [f"m{i + 1}"]))
-    nodes += [
-        helper.make_node("ReduceSum", [f"m{steps}"], ["total"], keepdims=0),
+        helper.make_node("Add", ["matrix", "nil"], ["start"]),
+        helper.make_node("Loop", ["trips", "go", "start"], ["end"], body=body),
+        helper.make_node("ReduceSum", ["end"], ["total"], keepdims=0),
         helper.make_node("Mul", ["total", "zero"], ["nothing"]),
         helper.make_node("Add", ["offset", "nothing"], ["shift"]),
         helper.make_node("Add", ["mean", "shift"], ["predicted_depth"]),

@@ -37,6 +37,7 @@ def onnx_session(path: Path, device: str = "cpu", threads: int = 0) -> tuple[ort
 def run_session(session: ort.InferenceSession, names: list[str], feeds: dict, cancel: CancelToken | None = None) -> list:
     """session.run, ended at once when `cancel` is set (ONNX Runtime's RunOptions.terminate); Cancelled then."""
     options = ort.RunOptions()
+    options.log_severity_level = 4  # a cancelled run is no error to log
     if cancel is None:
         return session.run(names, feeds, options)
     cancel.watch(options)
@@ -52,7 +53,7 @@ def run_session(session: ort.InferenceSession, names: list[str], feeds: dict, ca
 def _create(path: Path, device: str, threads: int) -> tuple[ort.InferenceSession, list[str]]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # errors only: ONNX Runtime's warnings are not the user's business
+    options.log_severity_level = 4  # fatal only: its errors reach the user as our own sentences
     wanted = DEVICES[device][0]
     notices = []
     if wanted not in ort.get_available_providers():
