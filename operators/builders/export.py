@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import bpy
 
@@ -19,11 +20,23 @@ EXPORT_SUFFIXES = (".glb", ".gltf", ".obj", ".fbx", ".usdc", ".usda", ".usd", ".
 def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types.Image) -> list[Path]:
     """Write `objects` (the mesh textured with `image`, and its camera) to `path`; return every file written.
 
-    Everything is written into a hidden staging folder beside `path` first and moved into place only once
-    the exporter has finished, sidecar files (texture, .mtl, .bin) first and the main file last.
+    Written through `write_staged`: nothing half-written is ever left under a final name.
     """
     suffix = path.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
+
+    def write(staged: Path) -> None:
+        select_only(bpy.context.view_layer, objects)
+        _write(suffix, staged, image)
+
+    return write_staged(path, write)
+
+
+def write_staged(path: Path, write: Callable[[Path], None]) -> list[Path]:
+    """Have `write` write `path` (and any sidecar files beside it) into a hidden staging folder beside `path`,
+    then move everything into place, sidecar files (texture, .mtl, .bin) first and the main file last; return
+    every file written.
+    """
+    if path.suffix.lower() not in EXPORT_SUFFIXES:
         raise InputError(f"Cannot write '{path.name}': the output must end in one of {' '.join(EXPORT_SUFFIXES)}.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,8 +44,7 @@ def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types
     except OSError as err:
         raise InputError(f"Cannot write to the folder '{path.parent}': {err.strerror}.") from err
     try:
-        select_only(bpy.context.view_layer, objects)
-        _write(suffix, staging / path.name, image)
+        write(staging / path.name)
         staged = sorted((f for f in staging.rglob("*") if f.is_file()), key=lambda f: f.name == path.name)
         written = []
         for file in staged:

@@ -18,9 +18,7 @@ from .camera import build_camera, match_render_size, show_photo_behind
 from .material import build_photo_image, build_photo_material
 from .mesh import build_mesh
 from .finish import MeshFinish, finish_mesh
-
-# Camera frame (x right, y up, looking down -z) -> world: x -> X, y -> Z, z -> -Y.
-CAMERA_TO_WORLD = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)
+from .placement import CAMERA_TO_WORLD, camera_clip_end, record_centre
 
 
 def build_objects(
@@ -33,11 +31,8 @@ def build_objects(
     photo's), so an existing shot is never changed. A closed object gets its origin at the bottom centre of
     its bounding box, so it stands on the ground at the world origin.
     """
+    centre = CAMERA_TO_WORLD @ record_centre(record)
     world = record.vertices @ CAMERA_TO_WORLD.T
-    # Column by column: numpy reduces a tall N x 3 array along axis 0 several times slower.
-    centre = np.array([(column.min() + column.max()) / 2 for column in world.T])
-    if record.closed:
-        centre[2] = world[:, 2].min()
     world -= centre
 
     mesh = build_mesh(
@@ -57,11 +52,8 @@ def build_objects(
 
     view = record.camera
     intrinsics = view.intrinsics
-    box = np.array([[column.min(), column.max()] for column in record.vertices.T])  # (3, 2)
-    corners = np.stack(np.meshgrid(*box, indexing="ij"), axis=-1).reshape(-1, 3)
-    farthest = float(np.linalg.norm(corners - view.position, axis=1).max())
     camera_object = build_camera(f"{record.name} camera", intrinsics.width, intrinsics.height, intrinsics.focal_px,
-                                 max(100.0, 2 * farthest))
+                                 camera_clip_end(record))
     pose = np.eye(4)
     pose[:3, :3] = CAMERA_TO_WORLD @ view.rotation
     pose[:3, 3] = CAMERA_TO_WORLD @ view.position - centre
