@@ -13,7 +13,7 @@ from bpy.props import StringProperty
 
 from ..inference.errors import InputError
 from ..inference.photo.photo import Photo, load_photo
-from ..inference.pipeline import image_to_mesh
+from ..inference.pipeline import image_to_mesh, photo_load_side
 from ..inference.runtime.jobs import ThreadJob
 from ..inference.settings import MeshSettings
 from .builders.finish import MeshFinish
@@ -113,7 +113,7 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         if settings.model_file:
             settings.model_file = bpy.path.abspath(settings.model_file)
         settings.check()
-        photo = self._photo()
+        photo = self._photo(photo_load_side(settings))
         depth = bpy.path.abspath(self.depth_path) if self.depth_path and settings.method in ("auto", "depth-map") else None
         return photo, depth, settings, preferences_model_access(context, settings.accept_license)
 
@@ -137,7 +137,7 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         wm.progress_end()
         context.workspace.status_text_set(None)
 
-    def _photo(self) -> Photo:
+    def _photo(self, max_side: int) -> Photo:
         if self.image_name:
             image = bpy.data.images.get(self.image_name)
             if image is None:
@@ -145,4 +145,4 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
             return image_photo(image)
         if not self.photo_path:
             raise InputError("Choose a photo first (Photo in the Image to Mesh sidebar).")
-        return load_photo(bpy.path.abspath(self.photo_path))
+        return load_photo(bpy.path.abspath(self.photo_path), max_side)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import bpy
 
+from ...inference.memory import MeshPlan, require_memory
 from ...inference.pipeline import image_to_mesh
 from ...inference.record import MeshRecord
 from ...inference.runtime.access import ModelAccess
@@ -27,14 +29,21 @@ def convert_file(
 ) -> dict:
     """Mesh `photo` (with `depth_map`, or a model), write every output, and describe the run (the CLI's JSON).
 
-    Memory: a GLB is written straight from the record (glb.py) whenever no Blender-only finish is asked, so a
-    run writing only GLBs builds no Blender mesh at all; the record's arrays are let go once the Blender objects
-    hold the mesh, before Blender writes any file.
+    Memory: a conversion whose estimated peak exceeds the memory available is refused before its mesh is made
+    (inference/memory.py), in one sentence naming a --resolution that fits. A GLB is written straight from the
+    record (glb.py) whenever no Blender-only finish is asked, so a run writing only GLBs builds no Blender mesh at
+    all; the record's arrays are let go once the Blender objects hold the mesh, before Blender writes any file.
     """
     start = time.perf_counter()
     bpy.ops.wm.read_homefile(use_empty=True)  # the previous photo's objects go before this photo's work
-    record = image_to_mesh(photo, depth_map, settings, models)
     finish = MeshFinish.of(settings)
+    formats = tuple(out.suffix.lower() for out in outputs)
+    glb_by_blender = bool(finish.smooth or finish.target_faces)  # a decimation that keeps every face: still counted
+
+    def check_memory(plan: MeshPlan) -> None:
+        require_memory(replace(plan, formats=formats, glb_by_blender=glb_by_blender), photo.name)
+
+    record = image_to_mesh(photo, depth_map, settings, models, check_memory)
     report = record.report.to_dict()
     timings = dict(report["timings"], build=0.0, export=0.0)
     name, vertices, faces = record.name, len(record.vertices), record.face_count

@@ -37,7 +37,7 @@ from ...inference.record import MeshRecord
 from .placement import camera_clip_end, record_centre
 
 CHUNK = 1 << 20  # vertices, faces or corners per streamed piece: 12 MB of float32 positions
-NORMAL_CHUNK = 1 << 18  # faces per piece of the normals' sums (several (K, 4, 3) float32 temporaries)
+FACE_CHUNK = 1 << 18  # faces per piece where each face's corner positions are gathered (normals, quad splits)
 
 _FLOAT, _UNSIGNED_SHORT, _UNSIGNED_INT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -218,14 +218,14 @@ class _MeshData:
         dtype = np.uint16 if self.index_type == _UNSIGNED_SHORT else np.uint32
         quads, triangles = self.record.quads, self.record.triangles
         corner_vertex, n_quad_corners = self.corner_vertex, 4 * len(quads)
-        for start in range(0, len(quads), CHUNK):
+        for start in range(0, len(quads), FACE_CHUNK):
             if corner_vertex is None:
-                quad = quads[start:start + CHUNK]
+                quad = quads[start:start + FACE_CHUNK]
             else:
-                quad = corner_vertex[4 * start:min(4 * (start + CHUNK), n_quad_corners)].reshape(-1, 4)
+                quad = corner_vertex[4 * start:min(4 * (start + FACE_CHUNK), n_quad_corners)].reshape(-1, 4)
             # Blender splits a quad along its 0-2 diagonal, or along 1-3 where 0-2 runs outside it (corners 1
             # and 3 on the same side of it: a concave or folded quad).
-            flip = _diagonal_outside(self.record.vertices[quads[start:start + CHUNK]] - self.centre)
+            flip = _diagonal_outside(self.record.vertices[quads[start:start + FACE_CHUNK]] - self.centre)
             out = np.empty((len(quad), 2, 3), dtype)
             out[:, 0] = quad[:, :3]
             out[:, 1, 0], out[:, 1, 1:] = quad[:, 0], quad[:, 2:]
@@ -264,14 +264,14 @@ def _split_by_uv(record: MeshRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def vertex_normals(record: MeshRecord) -> np.ndarray:
     """Smooth vertex normals (N, 3) float32 as Blender computes them: each face's normal weighted by its angle
-    at the vertex, summed, normalised. Faces are taken NORMAL_CHUNK at a time, one coordinate per array (numpy
+    at the vertex, summed, normalised. Faces are taken FACE_CHUNK at a time, one coordinate per array (numpy
     is several times faster on (K, corners) arrays than on rows of three); a vertex whose faces have no area
     gets the normal facing the camera (+z)."""
     vertices = record.vertices
     sums = [np.zeros(len(vertices), np.float32) for _ in range(3)]
     for faces in (record.quads, record.triangles):
-        for start in range(0, len(faces), NORMAL_CHUNK):
-            face = faces[start:start + NORMAL_CHUNK]
+        for start in range(0, len(faces), FACE_CHUNK):
+            face = faces[start:start + FACE_CHUNK]
             xyz = [vertices[:, axis][face] for axis in range(3)]  # (K, m) each
             if face.shape[1] == 4:  # a quad's normal: its diagonals' cross product (Newell's, for four points)
                 a, b = [c[:, 2] - c[:, 0] for c in xyz], [c[:, 3] - c[:, 1] for c in xyz]
