@@ -40,7 +40,8 @@ def write_staged(path: Path, write: Callable[[Path], None]) -> list[Path]:
         raise InputError(f"Cannot write '{path.name}': the output must end in one of {' '.join(EXPORT_SUFFIXES)}.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=path.parent))
+        # Absolute: Blender resolves a relative path against $PWD, which need not be the working directory.
+        staging = Path(os.path.abspath(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=path.parent)))
     except OSError as err:
         raise InputError(f"Cannot write to the folder '{path.parent}': {err.strerror}.") from err
     try:
