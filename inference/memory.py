@@ -45,7 +45,7 @@ PIPELINE_PER_PIXEL = 12  # the photo, its mask and the depth map at the photo's 
 GLB_PER_VERTEX = 115  # the record held, normals, one chunk at a time
 GLB_PER_PIXEL = 4
 GLB_FIXED = 160 * MB  # the chunks, the encoded texture
-BUILD_PER_VERTEX = 240  # the record held, the Blender mesh (about 100 per vertex) and its gathered corners
+BUILD_PER_VERTEX = 195  # the record (let go as Blender takes it), the Blender mesh (about 100) and its corner UVs
 BUILD_PER_PIXEL = 7
 BUILD_FIXED = 50 * MB
 # Blender's writers, the record let go: bytes per vertex at the peak of writing each format (the Blender mesh,
@@ -62,6 +62,8 @@ EXPORT_PER_VERTEX = {
     ".ply": 230,  # 200 to 205
     ".stl": 190,  # 130 to 170
 }
+EXPORT_PER_PIXEL = 4  # the texture, packed or written beside
+EXPORT_FIXED = 30 * MB
 MODEL_FACTOR = 2.0  # an ONNX model in memory: its weights and about as much again for its activations
 HEADROOM = 0.9  # use at most this share of the memory available: the system and other programs move too
 
@@ -119,7 +121,8 @@ def estimate_peak(plan: MeshPlan, resolution: int | None = None) -> int:
     by_blender = [f for f in plan.formats if not (f == ".glb" and direct_glb)]
     if by_blender or not plan.formats:
         stages.append(BUILD_PER_VERTEX * n + BUILD_PER_PIXEL * p + BUILD_FIXED)
-    stages += [EXPORT_PER_VERTEX.get(f, max(EXPORT_PER_VERTEX.values())) * n for f in by_blender]
+    stages += [EXPORT_PER_VERTEX.get(f, max(EXPORT_PER_VERTEX.values())) * n + EXPORT_PER_PIXEL * p + EXPORT_FIXED
+               for f in by_blender]
     return int(max(stages) + MODEL_FACTOR * plan.model_bytes)
 
 

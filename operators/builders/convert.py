@@ -32,7 +32,7 @@ def convert_file(
     Memory: a conversion whose estimated peak exceeds the memory available is refused before its mesh is made
     (inference/memory.py), in one sentence naming a --resolution that fits. A GLB is written straight from the
     record (glb.py) whenever no Blender-only finish is asked, so a run writing only GLBs builds no Blender mesh at
-    all; the record's arrays are let go once the Blender objects hold the mesh, before Blender writes any file.
+    all; otherwise the record's arrays are let go one by one as Blender takes them, before Blender writes any file.
     """
     start = time.perf_counter()
     bpy.ops.wm.read_homefile(use_empty=True)  # the previous photo's objects go before this photo's work
@@ -59,9 +59,10 @@ def convert_file(
     if rest:
         built = time.perf_counter()
         scene = bpy.context.scene
-        mesh_object, camera_object, image = build_objects(record, scene.collection, scene, finish)
+        # The record's arrays go as Blender takes them, and the rest of the record before any file is written.
+        mesh_object, camera_object, image = build_objects(record, scene.collection, scene, finish, release=True)
         name = mesh_object.name
-        del record  # Blender holds the mesh now: the record's arrays go before any file is written
+        del record
         timings["build"] = time.perf_counter() - built
         exported = time.perf_counter()
         objects = [o for o in (mesh_object, camera_object) if o is not None]
