@@ -126,9 +126,10 @@ def estimate_peak(plan: MeshPlan, resolution: int | None = None) -> int:
     return int(max(stages) + MODEL_FACTOR * plan.model_bytes)
 
 
-def require_memory(plan: MeshPlan, name: str, available: int | None = None) -> None:
-    """Raise InputError, one sentence naming the largest --resolution that fits, when the conversion's estimated
-    peak exceeds the memory available (`available`: measured now when not given; unknown: never refuse)."""
+def require_memory(plan: MeshPlan, name: str, available: int | None = None, cli: bool = True) -> None:
+    """Raise InputError, one sentence naming the largest resolution that fits, when the conversion's estimated
+    peak exceeds the memory available (`available`: measured now when not given; unknown: never refuse).
+    `cli`: name the options as the command line spells them, else as the sidebar labels them."""
     available = available_memory() if available is None else available
     if available is None:
         return
@@ -142,9 +143,9 @@ def require_memory(plan: MeshPlan, name: str, available: int | None = None) -> N
     if plan.formats:
         what += " written to " + ", ".join(dict.fromkeys(plan.formats))
     if fits is None:
-        advice = "close other programs or choose a smaller --texture-size"
+        advice = "close other programs or choose a smaller " + ("--texture-size" if cli else "Texture Size")
     else:
-        advice = f"use --resolution {fits} or lower"
+        advice = f"use --resolution {fits} or lower" if cli else f"set Resolution to {fits} or lower"
     raise InputError(
         f"Not enough memory for {what}: it needs about {_gb(needed)} and {_gb(available)} is available; {advice}."
     )

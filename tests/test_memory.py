@@ -9,6 +9,7 @@ import json
 import re
 import sys
 
+import bpy
 import numpy as np
 import pytest
 from conftest import assert_cli_rejects, run_cli, write_depth
@@ -135,3 +136,14 @@ def test_a_subject_mask_counts_only_the_vertices_inside_it(tmp_path, monkeypatch
     run = run_cli("p.png", "--depth-map", "p_depth.npy", "--resolution", 400, "--mask", "alpha", "-o", "out/p.glb",
                   cwd=tmp_path)
     assert run.returncode == 0, run.stderr
+
+
+def test_sidebar_operator_refuses_too_big_a_mesh_naming_the_resolution_and_leaves_the_scene(photo, monkeypatch):
+    plan = MeshPlan((400, 300), 400, 4096)  # into the scene: no file formats
+    monkeypatch.setenv(memory.LIMIT_VARIABLE, str(int((estimate_peak(plan, 2) + estimate_peak(plan)) / 2 / memory.HEADROOM)))
+    before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images))
+    with pytest.raises(RuntimeError, match=r"Not enough memory for a mesh of up to 120,000 vertices from 'p': .*; "
+                                           r"set Resolution to \d+ or lower\."):
+        bpy.ops.image_to_mesh.generate(photo_path=str(photo / "p.png"), depth_path=str(photo / "p_depth.npy"),
+                                       method="depth-map", resolution=400)
+    assert before == (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.images))
