@@ -14,10 +14,14 @@ conversion's stages, each linear in the mesh's vertices N and the loaded photo's
   build      the record, and the Blender mesh built from it
   each format Blender writes: the Blender mesh (the record let go), and Blender's exporter at work
 
-The coefficients were measured with scripts/bench_memory.py and a per-stage profile on Blender 5.3 (Linux,
-2 cores) at 1 M and 4.1 M vertices, and checked at 16.4 M; Blender 4.5 needs less (about 80 MB less to import
-bpy, similar per vertex). They are rounded up: the estimate is meant to be a little above the measured peak, never
-far below it. The loaded photo is already in memory when the check runs and is counted again: a margin too.
+The coefficients were calibrated from a per-stage profile (peak RSS of each stage, Blender 5.3, Linux, 2 cores)
+at 1 M and 4.1 M vertices, one format per process, and checked with scripts/bench_memory.py: at 4.1 M and 16.4 M
+vertices the estimate is 1.09 to 1.22 times the measured peak for GLB and .blend (GLB 2.34 GB measured, 2.86 GB
+estimated at 16.4 M; .blend 3.73 GB and 4.27 GB). Blender 4.5 needs about 80 MB less to import bpy and
+about as much per vertex (GLB 204, .blend 205 bytes per vertex at peak at 4.1 M: its .blend is not compressed).
+They are rounded up: the estimate is meant to be a little above the peak, never far below
+it. The loaded photo is already in memory when the check runs and is counted again: a margin too. Not
+calibrated: depth models (their file size, twice) and Blender's undo in the sidebar (not counted).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ PIPELINE_PER_PIXEL = 12  # the photo, its mask and the depth map at the photo's 
 GLB_PER_VERTEX = 115  # the record held, normals, one chunk at a time
 GLB_PER_PIXEL = 4
 GLB_FIXED = 160 * MB  # the chunks, the encoded texture
-BUILD_PER_VERTEX = 195  # the record (let go as Blender takes it), the Blender mesh (about 100) and its corner UVs
+BUILD_PER_VERTEX = 210  # the record (let go as Blender takes it), the Blender mesh (about 100), corner UVs: 198 (5.3), 214 (4.5)
 BUILD_PER_PIXEL = 7
 BUILD_FIXED = 50 * MB
 # Blender's writers, the record let go: bytes per vertex at the peak of writing each format (the Blender mesh,
