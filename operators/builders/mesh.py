@@ -34,8 +34,8 @@ def build_mesh(
 
 def build_mesh_taking(name: str, arrays: dict[str, np.ndarray | None]) -> bpy.types.Mesh:
     """build_mesh's work, taking each array out of `arrays` (build_mesh's names) and letting go of it as soon as
-    Blender holds its data: when nothing else refers to the arrays, each is freed on the way and memory peaks
-    about 100 bytes per vertex lower than with all of them alive to the end."""
+    Blender holds its data: when nothing else refers to the arrays, each is freed on the way, and the build
+    peaks about 45 bytes per vertex lower than with all of them alive to the end (measured at 4 M vertices)."""
     quads, triangles = arrays.pop("quads"), arrays.pop("triangles")
     n_quads, n_triangles = len(quads), len(triangles)
     corners = np.concatenate([quads.ravel(), triangles.ravel()], dtype=np.int32)
