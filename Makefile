@@ -57,6 +57,7 @@ $(BENCH_MODEL): scripts/export_depth_anything.py $(BENCH_VENV)/.installed
 bench: $(VENV)/.installed $(BENCH_MODEL)
 	$(PY) scripts/bench_mesh.py
 	$(PY) scripts/bench_objects.py
+	$(PY) scripts/bench_memory.py
 	$(PY) scripts/bench_model.py $(BENCH_MODEL)
 
 build: setup

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from .depth.backend import depth_mesh
 from .depth.sources import present_or
 from .errors import InputError
 from .masks.subject import MASK_MODES
-from .photo.photo import Photo, load_photo
+from .memory import MeshPlan, plan_of
+from .photo.photo import Photo, fit_texture, load_photo
 from .photo.prepared import prepare_photo
 from .record import MeshRecord
 from .runtime.access import ModelAccess
@@ -33,9 +35,12 @@ def image_to_mesh(
     depth: np.ndarray | str | Path | None = None,
     settings: MeshSettings | None = None,
     models: ModelAccess | None = None,
+    check_memory: Callable[[MeshPlan], None] | None = None,
 ) -> MeshRecord:
     """Mesh a photo (file or Photo) with its depth map (file or array), a depth model, or its mask alone.
 
+    `check_memory` gets the plan of the mesh (memory.MeshPlan) once its size is known: after the photo's subject
+    mask, before any depth model runs or any mesh is made; it raises InputError to stop there.
     Raises InputError on bad input (and Cancelled, an InputError, when models.cancel is set).
     """
     settings = settings or MeshSettings()
@@ -43,16 +48,27 @@ def image_to_mesh(
     method = choose_method(settings, depth is not None, models)
     start = time.perf_counter()
     if not isinstance(photo, Photo):
-        photo = load_photo(photo, max_side=max(settings.texture_size, settings.resolution))
+        photo = load_photo(photo, max_side=photo_load_side(settings))
     loaded = time.perf_counter() - start
 
     prepared = prepare_photo(photo, settings.mask_mode, settings.feather, models)
+    if check_memory is not None:
+        check_memory(plan_of(prepared, settings, method))
     record = BACKENDS[method](method, prepared, depth, settings, models)
     report = replace(
         record.report, settings=asdict(settings), mask=prepared.mask_report, quality=prepared.quality,
         timings={"load": loaded, "mask": prepared.seconds, **record.report.timings},
     )
-    return _real_size(replace(record, report=report), settings)
+    # The texture's long side is what was asked (capped by the photo's), whatever the mesh's resolution: the
+    # photo was loaded at the larger of the two, for the depth's sake.
+    record = replace(record, report=report, texture=fit_texture(record.texture, settings.texture_size),
+                     photo=record.photo and fit_texture(record.photo, settings.texture_size))
+    return _real_size(record, settings)
+
+
+def photo_load_side(settings: MeshSettings) -> int:
+    """The long side a photo is loaded at (never above its own): the texture's, or the mesh grid's when finer."""
+    return max(settings.texture_size, settings.resolution)
 
 
 def check_sources(settings: MeshSettings, has_depth_map: bool, models: ModelAccess | None) -> None:

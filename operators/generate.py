@@ -9,13 +9,15 @@ synchronously.
 from __future__ import annotations
 
 import traceback
+from functools import partial
 
 import bpy
 from bpy.props import StringProperty
 
 from ..inference.errors import InputError
+from ..inference.memory import require_memory
 from ..inference.photo.photo import Photo, load_photo
-from ..inference.pipeline import check_sources, image_to_mesh
+from ..inference.pipeline import check_sources, image_to_mesh, photo_load_side
 from ..inference.runtime.jobs import ThreadJob
 from ..inference.settings import MeshSettings
 from .builders.finish import MeshFinish
@@ -111,25 +113,30 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         return self._build(context, record)
 
     def _pipeline_arguments(self, context) -> tuple:
-        """(photo, depth map, settings, models) for inference.pipeline.image_to_mesh; reads Blender data, so
-        it runs on the main thread."""
+        """(photo, depth map, settings, models, memory check) for inference.pipeline.image_to_mesh; reads
+        Blender data, so it runs on the main thread."""
         settings = settings_from(self)
         if settings.model_file:
             settings.model_file = bpy.path.abspath(settings.model_file)
         depth = bpy.path.abspath(self.depth_path) if self.depth_path and settings.method in ("auto", "depth-map") else None
         models = preferences_model_access(context, settings.accept_license)
         check_sources(settings, depth is not None, models)  # refused now, not after the photo was read
-        return self._photo(), depth, settings, models
+        photo = self._photo(photo_load_side(settings))
+        # A mesh too large for the memory available is refused before it is made, naming a Resolution that fits.
+        check_memory = partial(require_memory, name=photo.name, cli=False)
+        return photo, depth, settings, models, check_memory
 
     def _build(self, context, record):
         settings = settings_from(self)
-        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene, MeshFinish.of(settings))
+        vertices, faces = len(record.vertices), record.face_count
+        # The record's arrays go as Blender takes them (release): the build peaks lower.
+        mesh_object, _camera, _image = build_objects(record, context.collection, context.scene, MeshFinish.of(settings),
+                                                     release=True)
         select_only(context.view_layer, [mesh_object])
         report = record.report
         method = report.model.name if report.model else report.method
         camera = f"; camera {report.camera.fov_x_deg:.1f} deg wide ({report.camera.source})" if report.camera else ""
-        self.report({"INFO"}, f"{record.name} ({method}): {len(record.vertices):,} vertices, "
-                              f"{record.face_count:,} faces{camera}.")
+        self.report({"INFO"}, f"{record.name} ({method}): {vertices:,} vertices, {faces:,} faces{camera}.")
         for notice in report.notices:
             self.report({"WARNING"}, notice)
         return {"FINISHED"}
@@ -141,7 +148,7 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         wm.progress_end()
         context.workspace.status_text_set(None)
 
-    def _photo(self) -> Photo:
+    def _photo(self, max_side: int) -> Photo:
         if self.image_name:
             image = bpy.data.images.get(self.image_name)
             if image is None:
@@ -149,4 +156,4 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
             return image_photo(image)
         if not self.photo_path:
             raise InputError("Choose a photo first (Photo in the Image to Mesh sidebar).")
-        return load_photo(bpy.path.abspath(self.photo_path))
+        return load_photo(bpy.path.abspath(self.photo_path), max_side)

@@ -175,6 +175,15 @@ def test_material_is_the_packed_photo_in_srgb(motorcycle_mesh):
     assert motorcycle_mesh.name == "motorcycle" and bpy.context.scene.camera.data.type == "PERSP"
 
 
+def test_texture_size_holds_when_the_mesh_is_finer(empty_scene, motorcycle_files):
+    photo, depth, focal = motorcycle_files
+    assert generate(photo_path=str(photo), depth_path=str(depth), fov=fov_deg(741, focal), resolution=741,
+                    texture_size=256) == {"FINISHED"}
+    nodes = mesh_object(empty_scene).active_material.node_tree.nodes
+    (texture,) = [n for n in nodes if n.type == "TEX_IMAGE"]
+    assert tuple(texture.image.size) == (256, 173)
+
+
 def test_operator_takes_the_sidebar_settings_and_reports_bad_input_without_changing_the_scene(
     empty_scene, motorcycle_files
 ):

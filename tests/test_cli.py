@@ -3,6 +3,7 @@
 Each subprocess imports bpy (a second or two), so one run serves all the checks of one concern.
 """
 
+import io
 import json
 import runpy
 import shutil
@@ -120,6 +121,28 @@ def test_blend_holds_the_mesh_its_packed_texture_and_the_camera(every_format):
     textures = [n for n in nodes if n.type == "TEX_IMAGE"]
     assert len(textures) == 1 and textures[0].image.packed_file is not None
     assert tuple(textures[0].image.size) == (741, 500)
+
+
+@pytest.mark.parametrize("resolution, texture_size, expected", [
+    (300, 64, (64, 43)),  # a mesh finer than the texture: the texture stays what was asked
+    (32, 128, (128, 85)),  # a coarse mesh: the texture is still what was asked
+    (300, 1000, (300, 200)),  # more than the photo has: the photo's own size
+])
+def test_texture_long_side_is_the_texture_size_capped_by_the_photo(tmp_path, resolution, texture_size, expected):
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    write_depth(tmp_path / "p_depth.npy", np.full((200, 300), 2.0, dtype=np.float32))
+    run = run_cli(tmp_path / "p.png", "--depth-map", tmp_path / "p_depth.npy", "--resolution", resolution,
+                  "--texture-size", texture_size, "-o", tmp_path / "p.glb", "-o", tmp_path / "p.blend")
+    assert run.returncode == 0, run.stderr
+    meshes, _ = open_blend(tmp_path / "p.blend")
+    (texture,) = [n for n in meshes[0].active_material.node_tree.nodes if n.type == "TEX_IMAGE"]
+    assert tuple(texture.image.size) == expected
+    data = (tmp_path / "p.glb").read_bytes()
+    gltf = _glb_json(tmp_path / "p.glb")
+    view = gltf["bufferViews"][gltf["images"][0]["bufferView"]]
+    start = 20 + struct.unpack("<I", data[12:16])[0] + 8 + view.get("byteOffset", 0)
+    with Image.open(io.BytesIO(data[start:start + view["byteLength"]])) as image:
+        assert image.size == expected
 
 
 def _glb_json(path) -> dict:

@@ -80,6 +80,19 @@ def photo_from_pixels(name: str, rgba: np.ndarray) -> Photo:
     return Photo(name, np.ascontiguousarray(pixels[..., :3]), alpha, (w, h))
 
 
+def fit_texture(texture: Texture, max_side: int) -> Texture:
+    """`texture` downscaled (Lanczos) so its long side is max_side; unchanged when it is no larger already."""
+    h, w = texture.rgb.shape[:2]
+    if max(w, h) <= max_side:
+        return texture
+    size = (max_side, max(1, round(h * max_side / w))) if w >= h else (max(1, round(w * max_side / h)), max_side)
+    if texture.alpha is None:
+        return Texture(texture.name, np.asarray(Image.fromarray(texture.rgb).resize(size, Image.Resampling.LANCZOS)))
+    # RGBA together: Pillow resamples it with premultiplied alpha, so no colour bleeds in from transparent pixels.
+    rgba = np.asarray(Image.fromarray(np.dstack([texture.rgb, texture.alpha])).resize(size, Image.Resampling.LANCZOS))
+    return Texture(texture.name, np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]))
+
+
 def encode_texture(texture: Texture) -> tuple[bytes, str]:
     """A texture as image-file bytes: JPEG, or PNG when it has an alpha channel."""
     buf = io.BytesIO()

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import bpy
 
@@ -38,17 +39,26 @@ class StagedOutputs:
                 missing = [p for p in (folder, *folder.parents) if not p.exists()]
                 folder.mkdir(parents=True, exist_ok=True)
                 self._created += missing
-                self._staging[folder] = Path(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=folder))
+                # Absolute: Blender resolves a relative path against $PWD, which need not be the working directory.
+                self._staging[folder] = Path(os.path.abspath(tempfile.mkdtemp(prefix=".image_to_mesh-", dir=folder)))
             except OSError as err:
                 self.__exit__(type(err), err, None)
                 raise InputError(f"Cannot write to the folder '{folder}': {err.strerror}.") from err
         return self
 
-    def write(self, objects: list[bpy.types.Object], path: Path, image: bpy.types.Image) -> None:
+    def export(self, objects: list[bpy.types.Object], path: Path, image: bpy.types.Image) -> None:
         """Export `objects` (the mesh textured with `image`, and its camera) as `path`, into staging."""
-        try:
+
+        def write(staged: Path) -> None:
             select_only(bpy.context.view_layer, objects)
-            _write(path.suffix.lower(), self._staging[path.parent] / path.name, image)
+            _write(path.suffix.lower(), staged, image)
+
+        self.write(path, write)
+
+    def write(self, path: Path, write: Callable[[Path], None]) -> None:
+        """Have `write` write `path` (and any sidecar files beside it) into staging."""
+        try:
+            write(self._staging[path.parent] / path.name)
         except OSError as err:
             raise InputError(f"Cannot write '{path}': {err.strerror or err}.") from err
 

@@ -12,20 +12,18 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ...inference.geometry.view import Y_UP_TO_BLENDER
 from ...inference.record import MeshRecord
 from ...inference.photo.photo import encode_texture
 from .camera import build_camera, match_render_size, show_photo_behind
 from .material import build_photo_image, build_photo_material
-from .mesh import build_mesh
+from .mesh import build_mesh, build_mesh_taking
 from .finish import MeshFinish, finish_mesh
-
-# The record's frame (x right, y up, z towards the viewer) -> Blender's world: x -> X, y -> Z, z -> -Y.
-CAMERA_TO_WORLD = Y_UP_TO_BLENDER.astype(np.float32)
+from .placement import CAMERA_TO_WORLD, camera_clip_end, record_centre
 
 
 def build_objects(
-    record: MeshRecord, collection: bpy.types.Collection, scene: bpy.types.Scene, finish: MeshFinish | None = None
+    record: MeshRecord, collection: bpy.types.Collection, scene: bpy.types.Scene, finish: MeshFinish | None = None,
+    release: bool = False,
 ) -> tuple[bpy.types.Object, bpy.types.Object | None, bpy.types.Image]:
     """Link the mesh object and its camera (if the record has one) into `collection`; return them with the
     texture image.
@@ -33,18 +31,25 @@ def build_objects(
     The camera becomes the scene's camera only when the scene has none (the render size then becomes the
     photo's), so an existing shot is never changed. A closed object gets its origin at the bottom centre of
     its bounding box, so it stands on the ground at the world origin.
-    """
-    world = record.vertices @ CAMERA_TO_WORLD.T
-    # Column by column: numpy reduces a tall N x 3 array along axis 0 several times slower.
-    centre = np.array([(column.min() + column.max()) / 2 for column in world.T])
-    if record.closed:
-        centre[2] = world[:, 2].min()
-    world -= centre
 
-    mesh = build_mesh(
-        record.name, world, record.quads, record.triangles, record.uvs, record.vertex_colors,
-        record.edges, record.corner_edges, record.corner_uvs,
-    )
+    `release`: take the mesh's arrays out of the record (they become None) and let go of each as soon as Blender
+    holds its data, for a caller that has no further use for them: the build then peaks lower.
+    """
+    centre = CAMERA_TO_WORLD @ record_centre(record)
+    clip_end = camera_clip_end(record) if record.camera is not None else None
+    world = record.vertices @ CAMERA_TO_WORLD.T
+    world -= centre
+    arrays = {"vertices": world}
+    del world
+    for key in ("quads", "triangles", "uvs", "vertex_colors", "edges", "corner_edges", "corner_uvs"):
+        arrays[key] = getattr(record, key)
+    if release:
+        for key in arrays:  # the record's "vertices" included: the world positions are a copy
+            setattr(record, key, None)
+        mesh = build_mesh_taking(record.name, arrays)
+    else:
+        mesh = build_mesh(record.name, **arrays)
+    del arrays
     image = build_photo_image(record.texture.name, *encode_texture(record.texture))
     mesh.materials.append(build_photo_material(record.name, image, use_alpha=record.texture.alpha is not None))
     if record.vertex_normals is not None:  # a model's predicted normals shade finer than the mesh's own
@@ -58,11 +63,8 @@ def build_objects(
 
     view = record.camera
     intrinsics = view.intrinsics
-    box = np.array([[column.min(), column.max()] for column in record.vertices.T])  # (3, 2)
-    corners = np.stack(np.meshgrid(*box, indexing="ij"), axis=-1).reshape(-1, 3)
-    farthest = float(np.linalg.norm(corners - view.position, axis=1).max())
     camera_object = build_camera(f"{record.name} camera", intrinsics.width, intrinsics.height, intrinsics.focal_px,
-                                 max(100.0, 2 * farthest))
+                                 clip_end)
     pose = view.matrix_world_blender
     pose[:3, 3] -= centre
     camera_object.parent = mesh_object  # the mesh sits at the world origin, unrotated: local = world
