@@ -6,9 +6,10 @@ carry the `model.` / `vae.` / `conditioner.` prefixes, exactly what hy3dgen's fr
 (the turbo VAE that FlashVDM decodes with) holds a ShapeVAE's config.yaml and unprefixed weights.
 
 Run with the generator environment's Python (it needs torch and hy3dgen):
-    .cache/generator-env/bin/python scripts/make_tiny_hunyuan.py OUT_FOLDER [--turbo]
-writes OUT_FOLDER/hunyuan3d-dit-v2-mini-tiny (and, with --turbo, a guidance-distilled DiT with the consistency
-scheduler plus OUT_FOLDER/hunyuan3d-vae-v2-mini-tiny).
+    .cache/generator-env/bin/python scripts/make_tiny_hunyuan.py OUT_FOLDER
+writes OUT_FOLDER/hunyuan3d-dit-v2-mini-tiny (flow matching with classifier-free guidance, like 2mini),
+OUT_FOLDER/hunyuan3d-dit-v2-mini-tiny-turbo (guidance-distilled, the consistency scheduler, like 2mini-turbo) and
+OUT_FOLDER/hunyuan3d-vae-v2-mini-tiny (a VAE folder, like the turbo VAE).
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ def make_tiny(out: Path, turbo: bool = False) -> tuple[Path, Path | None]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    for path in make_tiny(Path(sys.argv[1]), turbo="--turbo" in sys.argv):
+    for path in (*make_tiny(Path(sys.argv[1])), *make_tiny(Path(sys.argv[1]), turbo=True)):
         if path:
             print(path)

@@ -144,8 +144,9 @@ class GeneratorWorker:
 
     def kill(self) -> None:
         """Kill the worker and everything it started, now."""
-        if self._process is not None:
-            kill_process_tree(self._process)
+        process = self._process  # read once: another thread may be discarding it
+        if process is not None:
+            kill_process_tree(process)
 
     def cancel(self) -> None:
         """Stop the running request (from any thread): the worker process tree is killed within a second."""

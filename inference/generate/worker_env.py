@@ -179,6 +179,18 @@ def create_environment(
     return environment
 
 
+def ensure_environment(folder: str | Path, device: str = "cpu", base_python: str | Path | None = None,
+                       log: Log | None = None, cancel: threading.Event | None = None) -> WorkerEnvironment:
+    """The environment in `folder` if it is complete and current for `device`, else a new one."""
+    try:
+        environment = check_environment(folder)
+        if environment.device == device:
+            return environment
+    except InputError:
+        pass
+    return create_environment(folder, device, base_python, log, cancel)
+
+
 def check_environment(folder: str | Path) -> WorkerEnvironment:
     """The environment in `folder`, or one sentence saying what is wrong and how to fix it."""
     folder = Path(folder)
