@@ -26,11 +26,14 @@ from image_to_mesh.inference.generate.shape_models import local_model_folders, m
 from image_to_mesh.inference.generate.worker_client import GenerationCancelled, GeneratorWorker, ShapeRequest
 from image_to_mesh.inference.generate.worker_env import (
     MARKER,
+    SetupCancelled,
     WorkerEnvironment,
     check_environment,
+    create_environment,
     ensure_environment,
     lock_for,
     probe_base_python,
+    remove_environment,
     setup_plan,
 )
 from image_to_mesh.inference.model_store import ModelStore
@@ -273,6 +276,19 @@ def test_missing_broken_or_outdated_environment_names_the_fix(generator_env, tmp
     with pytest.raises(InputError, match=r"out of date for this version of Image to Mesh: press"):
         check_environment(outdated)
 
+    # "Remove" deletes it all.
+    assert remove_environment(outdated) > 0 and not outdated.exists()
+    assert remove_environment(outdated) == 0
+
+
+def test_a_cancelled_set_up_leaves_nothing(generator_env, tmp_path):
+    folder = tmp_path / "generator-env"
+    cancel = threading.Event()
+    cancel.set()  # Esc at once: the virtual environment's creation is killed, then everything is removed
+    with pytest.raises(SetupCancelled, match="cancelled; nothing was kept"):
+        create_environment(folder, "cpu", probe_base_python(generator_env.python).path, cancel=cancel)
+    assert not folder.exists()
+
 
 def test_set_up_plan_states_what_downloads_how_big_and_where(generator_env, tmp_path):
     plan = setup_plan(tmp_path / "generator-env", "cpu", probe_base_python(generator_env.python).path)
@@ -286,6 +302,9 @@ def test_set_up_plan_states_what_downloads_how_big_and_where(generator_env, tmp_
     assert any(line.startswith("torch===2.13.0+cpu ") for line in lines)
     assert not any(line.startswith(("torchvision", "gradio", "rembg")) for line in lines)
     assert any(line.startswith("xatlas==") for line in lines) and any(line.startswith("hy3dgen==2.0.2") for line in lines)
+
+    cuda = setup_plan(tmp_path / "generator-env", "cuda", probe_base_python(generator_env.python).path)
+    assert cuda.lock.name == "cuda-linux-x64-py311.txt" and cuda.download_mb > 2000  # NVIDIA's libraries
 
     base = probe_base_python(generator_env.python)
     with pytest.raises(InputError, match=r"no locked packages for Python 3\.99 on linux-x64: give a Python 3\.11"):

@@ -285,12 +285,15 @@ class GeneratorWorker:
 
 
 def _read_events(stream, events: queue.Queue) -> None:
-    """Worker stdout -> parsed events; None when it closes."""
-    for line in stream:
-        try:
-            events.put(json.loads(line))
-        except ValueError:
-            continue  # not a protocol line: the worker keeps stdout for the protocol, so this is noise
+    """Worker stdout -> parsed events; None when it closes (or when this side closes it)."""
+    try:
+        for line in stream:
+            try:
+                events.put(json.loads(line))
+            except ValueError:
+                continue  # not a protocol line: the worker keeps stdout for the protocol, so this is noise
+    except (OSError, ValueError):
+        pass
     events.put(None)
 
 
