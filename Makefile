@@ -11,8 +11,11 @@ BENCH_MODEL := .cache/depth_anything_v2_small_random.onnx
 NODE_DIR := .cache/node
 U2NETP := models/u2netp.onnx
 GLTF_VALIDATOR := $(NODE_DIR)/node_modules/gltf-validator/package.json
+# The object generator's own environment (torch 2.13 CPU + hy3dgen on Python 3.11), built once for the tests.
+GENERATOR_ENV := .cache/generator-env
+GENERATOR_READY := $(GENERATOR_ENV)/image-to-mesh-generator.json
 
-.PHONY: setup demo test bench build clean
+.PHONY: setup demo test bench bench-generator build clean
 
 setup: $(VENV)/.installed $(U2NETP)
 
@@ -41,8 +44,11 @@ samples/coffee.png: scripts/product_sample.py $(VENV)/.installed
 demo: setup samples/coffee.png
 	$(PY) cli.py samples/coffee.png --method inflate --width 0.16 -o out/coffee.glb -o out/coffee.blend
 
-test: setup $(GLTF_VALIDATOR)
-	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q
+$(GENERATOR_READY): $(wildcard inference/generate/locks/*.txt) | $(VENV)/.installed
+	$(PY) scripts/setup_generator_env.py $(GENERATOR_ENV) "$$(scripts/find_python.sh 3.11)"
+
+test: setup $(GLTF_VALIDATOR) $(GENERATOR_READY)
+	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 $(BENCH_VENV)/.installed: requirements/bench.txt
 	rm -rf $(BENCH_VENV)
@@ -59,6 +65,10 @@ bench: $(VENV)/.installed $(BENCH_MODEL)
 	$(PY) scripts/bench_objects.py
 	$(PY) scripts/bench_memory.py
 	$(PY) scripts/bench_model.py $(BENCH_MODEL)
+
+# Hunyuan3D-2mini's real architecture with random weights on the CPU: many minutes, about 12 GB of memory.
+bench-generator: $(GENERATOR_READY)
+	$(GENERATOR_ENV)/bin/python scripts/bench_generator.py
 
 build: setup
 	$(PY) scripts/build_extension.py dist

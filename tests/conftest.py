@@ -53,6 +53,10 @@ from image_to_mesh.inference.depth import files  # noqa: E402,F401
 import cv2  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "generator: the object generator's worker, which runs outside Blender")
+
+
 @pytest.fixture(autouse=True)
 def empty_scene():
     """Every test starts from an empty scene (the dev repo and the enabled extension stay)."""

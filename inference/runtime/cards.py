@@ -11,7 +11,7 @@ from ..errors import InputError
 
 CARDS_FILE = Path(__file__).with_name("model_cards.toml")
 DEFAULT_MODEL = "depth-anything-v2-small"
-OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points", "mask")
+OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points", "mask", "mesh")
 RUNTIMES = ("onnx", "torch-worker")
 
 
@@ -23,6 +23,9 @@ class ModelSource:
     repo: str = ""
     revision: str = ""
     url: str = ""
+    # "flat": a hand-placed copy is <models>/<id>/<file name>; "repo": <models>/<id>/<path in the repository>, the
+    # folder layout a generator loads (two subfolders may each hold a config.yaml).
+    layout: str = "flat"
 
     def file_url(self, filename: str, endpoint: str = "https://huggingface.co") -> str:
         if self.kind == "url":
@@ -39,6 +42,19 @@ class InputContract:
 
 
 @dataclass(frozen=True)
+class GeneratorSpec:
+    """How an object generator's files are laid out and run (runtime "torch-worker": inference/generate/)."""
+
+    family: str  # "hunyuan3d-2": the worker code that runs it
+    subfolder: str  # its DiT folder in the repository: config.yaml + model.fp16.safetensors
+    vae_subfolder: str = ""  # a VAE folder to decode with instead of the DiT file's own (the turbo VAE)
+    flashvdm: bool = False  # FlashVDM's hierarchical decoding
+    steps: int = 30
+    guidance: float = 5.0
+    octree_resolution: int = 256
+
+
+@dataclass(frozen=True)
 class ModelCard:
     id: str
     name: str
@@ -47,11 +63,13 @@ class ModelCard:
     commercial: bool
     size_mb: float
     source: ModelSource
-    input: InputContract
+    input: InputContract | None  # None for object generators: the worker has its own preprocessing
     output_names: tuple[str, ...]
     output_kind: str
-    task: str = "depth"  # "depth" or "mask" (subject masks, inference/masks/)
+    task: str = "depth"  # "depth", "mask" (subject masks, inference/masks/) or "object" (inference/generate/)
     runtime: str = "onnx"  # "onnx": ONNX Runtime in this process; "torch-worker": the generator's own process
+    generator: GeneratorSpec | None = None
+    license_terms: str = ""  # the restrictions to show before the licence is accepted
 
 
 @cache
@@ -59,7 +77,7 @@ def model_cards() -> dict[str, ModelCard]:
     """Every card, by id, in the file's order."""
     cards = {}
     for raw in tomllib.loads(CARDS_FILE.read_text(encoding="utf-8"))["model"]:
-        src, inp, out = raw["source"], raw["input"], raw["output"]
+        src, inp, out = raw["source"], raw.get("input"), raw.get("output", {"names": [], "kind": "mesh"})
         if raw.get("runtime", "onnx") not in RUNTIMES:
             raise ValueError(f"model card {raw['id']}: unknown runtime {raw['runtime']}")
         if out["kind"] not in OUTPUT_KINDS:
@@ -74,21 +92,24 @@ def model_cards() -> dict[str, ModelCard]:
             source=ModelSource(
                 kind=src["kind"], files=tuple(src["files"]), sha256=tuple(src["sha256"]),
                 repo=src.get("repo", ""), revision=src.get("revision", ""), url=src.get("url", ""),
+                layout=src.get("layout", "flat"),
             ),
             input=InputContract(
                 size_rule=inp["size_rule"], side=inp["side"],
                 normalise=inp["normalise"], num_tokens=inp.get("num_tokens", 0),
-            ),
+            ) if inp else None,
             output_names=tuple(out["names"]),
             output_kind=out["kind"],
             task=raw.get("task", "depth"),
             runtime=raw.get("runtime", "onnx"),
+            generator=GeneratorSpec(**raw["generator"]) if "generator" in raw else None,
+            license_terms=raw.get("license_terms", ""),
         )
     return cards
 
 
 def model_card(model_id: str, task: str = "depth") -> ModelCard:
-    """The card of a model for `task` ("depth" or "mask")."""
+    """The card of a model for `task` ("depth", "mask" or "object")."""
     cards = task_cards(task)
     if model_id not in cards:
         raise InputError(f"Unknown {task} model '{model_id}': use one of {', '.join(cards)} (see --list-models).")

@@ -20,6 +20,7 @@ import threading
 from typing import Protocol
 
 from ..errors import InputError
+from .processes import kill_process_tree, new_group
 
 UNEXPECTED = "Image to Mesh failed unexpectedly; the system console has the details."
 
@@ -141,7 +142,7 @@ class ProcessJob:
     def start(self) -> ProcessJob:
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=self.env,
-            text=True, encoding="utf-8", **_own_process_group(),
+            text=True, encoding="utf-8", **new_group(),
         )
         self.process.stdin.write(json.dumps(self.request) + "\n")
         self.process.stdin.close()  # one request: the worker ends once it has answered
@@ -161,7 +162,7 @@ class ProcessJob:
         """Kill the worker and everything it started; returns once they are gone."""
         self._cancelled = True
         if self.process is not None and self.process.poll() is None:
-            _kill_tree(self.process)
+            kill_process_tree(self.process)
         if self._reader is not None:
             self._reader.join(5)
 
@@ -188,24 +189,6 @@ class ProcessJob:
 
 
 PROTOCOL = 1
-
-
-def _own_process_group() -> dict:
-    """Popen arguments that put the worker in a process group of its own, so it can be killed with its children."""
-    if os.name == "nt":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
-
-
-def _kill_tree(process: subprocess.Popen) -> None:
-    if os.name == "nt":
-        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True)
-    else:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait()
 
 
 def _death_sentence(code: int) -> str:

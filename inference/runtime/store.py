@@ -67,7 +67,8 @@ class ModelStore:
         return self.folder / card.id
 
     def _manual_paths(self, card: ModelCard) -> list[Path]:
-        return [self.manual_folder(card) / Path(name).name for name in card.source.files]
+        keep = card.source.layout == "repo"
+        return [self.manual_folder(card) / (name if keep else Path(name).name) for name in card.source.files]
 
     def _hub_paths(self, card: ModelCard, cache_dir: Path | None) -> list[Path] | None:
         if card.source.kind != "hub":
@@ -118,14 +119,16 @@ class ModelStore:
             raise InputError(self.offline_message(card))
         if not card.commercial and not license_accepted:
             raise InputError(
-                f"{card.name} is licensed {card.license} (not for commercial use): accept its licence to download it."
+                f"{card.name} is licensed {card.license} ({card.license_terms or 'not for commercial use'}): "
+                "accept its licence to download it."
             )
 
     def offline_message(self, card: ModelCard) -> str:
         urls = " and ".join(card.source.file_url(name) for name in card.source.files)
+        where = " with their folders" if card.source.layout == "repo" else ""
         return (
             f"{card.name} is not downloaded and {self.offline_reason}. To use it offline, download {urls} "
-            f"and put it in {self.manual_folder(card)}."
+            f"and put it in {self.manual_folder(card)}{where}."
         )
 
     def _fetch_hub(self, card: ModelCard, name: str, progress: Progress | None, cancel: threading.Event) -> Path:
