@@ -133,3 +133,65 @@ def assert_cli_rejects(folder: Path, *args) -> str:
     assert len(lines) == 1 and lines[0].strip(), run.stderr
     assert files_under(folder) == before
     return lines[0]
+
+
+# --- Seeing a mesh through a camera: where each vertex lands on the photo, independently of its UVs ----------
+
+
+def evaluated_mesh_arrays(obj) -> dict[str, np.ndarray]:
+    """What a viewer shows of a mesh object (modifiers applied): world positions (N, 3), each face corner's
+    vertex (C,) and UV (C, 2), and its colour attributes by name (sRGB in [0, 1], per vertex or per corner)."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(len(mesh.vertices) * 3, np.float32)
+        mesh.vertices.foreach_get("co", co)
+        matrix = np.array(obj.matrix_world)
+        corner_vert = np.empty(len(mesh.loops), np.int32)
+        mesh.loops.foreach_get("vertex_index", corner_vert)
+        corner_uv = np.empty(len(mesh.loops) * 2, np.float32)
+        if mesh.uv_layers.active is not None:
+            mesh.uv_layers.active.uv.foreach_get("vector", corner_uv)
+        colours = {}
+        for attribute in mesh.color_attributes:
+            values = np.empty(len(attribute.data) * 4, np.float32)
+            attribute.data.foreach_get("color_srgb", values)
+            colours[attribute.name] = (attribute.domain, values.reshape(-1, 4)[:, :3])
+        return {"co": co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3], "corner_vert": corner_vert,
+                "corner_uv": corner_uv.reshape(-1, 2), "colours": colours}
+    finally:
+        evaluated.to_mesh_clear()
+
+
+def photo_pixels(camera, points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the photo pixel each world point lands on, seen through `camera` by Blender's own
+    projection (Camera.calc_matrix_camera) for a width x height image. A point exactly on a pixel border
+    belongs to the pixel below/right of it, as a pixel-centre grid's points do (+1e-3 px absorbs float32)."""
+    projection = np.array(camera.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=width, y=height))
+    view = np.array(camera.matrix_world.inverted())
+    clip = np.c_[points, np.ones(len(points))] @ (projection @ view).T
+    ndc = clip[:, :2] / clip[:, 3:]
+    u, v = (ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height
+    assert ((u > -0.5) & (u < width + 0.5) & (v > -0.5) & (v < height + 0.5)).all(), "a vertex outside the photo"
+    return (np.clip(np.floor(v + 1e-3), 0, height - 1).astype(int),
+            np.clip(np.floor(u + 1e-3), 0, width - 1).astype(int))
+
+
+def base_colour_pixels(obj) -> np.ndarray:
+    """The image feeding the Base Color of `obj`'s material, as (H, W, 3) 0..255 rows top-down."""
+    nodes = obj.active_material.node_tree.nodes
+    node = next(n for n in nodes if n.type == "BSDF_PRINCIPLED").inputs["Base Color"].links[0].from_node
+    while node.type != "TEX_IMAGE":  # an importer may put a node between (glTF: none; others: a mix)
+        node = next(link.from_node for socket in node.inputs for link in socket.links)
+    image = node.image
+    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(pixels)  # 8-bit images: the stored values, no colour conversion
+    return np.flipud(pixels.reshape(image.size[1], image.size[0], 4))[..., :3] * 255.0
+
+
+def texture_at(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """The texel each UV ((0, 0) bottom-left) falls in."""
+    height, width = texture.shape[:2]
+    cols = np.clip(np.floor(uv[:, 0] * width), 0, width - 1).astype(int)
+    rows = np.clip(np.floor((1 - uv[:, 1]) * height), 0, height - 1).astype(int)
+    return texture[rows, cols]

@@ -12,7 +12,8 @@ import sys
 import bpy
 import numpy as np
 import pytest
-from conftest import ROOT, assert_cli_rejects, run_cli, write_depth
+from conftest import (ROOT, assert_cli_rejects, base_colour_pixels, evaluated_mesh_arrays, photo_pixels, run_cli,
+                      texture_at, write_depth)
 from PIL import Image
 
 SUFFIXES = (".glb", ".gltf", ".obj", ".fbx", ".usdc", ".ply", ".stl", ".blend")
@@ -188,6 +189,57 @@ def test_stl_holds_every_face_as_triangles(every_format):
     assert len(data) == 84 + 50 * count
     meshes, _ = open_blend(output(every_format, ".blend"))
     assert count == triangle_count(meshes[0].data)
+
+
+# What a user sees first: the photo on the mesh, the right way up, in every format. Checked through an
+# independent route: each vertex is seen through the camera (the format's own where it carries one, else the
+# .blend's) to find its photo pixel, which must be the colour the texture shows at that vertex's UV, and the
+# colour a format carrying vertex colours gives it. A texture stored upside down or mirrored, UVs that are
+# off, or colours from the wrong pixel all show.
+IMPORTERS = {
+    ".glb": lambda path: bpy.ops.import_scene.gltf(filepath=path),
+    ".gltf": lambda path: bpy.ops.import_scene.gltf(filepath=path),
+    ".fbx": lambda path: bpy.ops.import_scene.fbx(filepath=path),
+    ".usdc": lambda path: bpy.ops.wm.usd_import(filepath=path),
+    ".obj": lambda path: bpy.ops.wm.obj_import(filepath=path),
+    ".ply": lambda path: bpy.ops.wm.ply_import(filepath=path),
+}
+CARRIES_CAMERA = {".blend", ".glb", ".gltf", ".fbx", ".usdc"}
+TEXTURED = {".blend", ".glb", ".gltf", ".fbx", ".usdc", ".obj"}  # PLY: colours only; STL: geometry only
+VERTEX_COLOURS = {".blend": "Color", ".fbx": "Color", ".usdc": "Color", ".ply": "Col"}  # as each importer names it
+
+
+@pytest.mark.parametrize("suffix", [".blend", ".glb", ".gltf", ".fbx", ".usdc", ".obj", ".ply"])
+def test_every_format_shows_the_photo_the_right_way_up_through_its_camera(every_format, motorcycle, suffix):
+    photo = motorcycle[0].astype(np.float32)
+    height, width = photo.shape[:2]
+    meshes, cameras = open_blend(output(every_format, ".blend"))
+    (mesh,), camera = meshes, cameras[0]  # the .blend's camera: for formats that carry none
+    if suffix != ".blend":
+        before = set(bpy.data.objects)
+        IMPORTERS[suffix](str(output(every_format, suffix)))
+        imported = [o for o in bpy.data.objects if o not in before]
+        (mesh,) = [o for o in imported if o.type == "MESH"]
+        if suffix in CARRIES_CAMERA:
+            (camera,) = [o for o in imported if o.type == "CAMERA"]
+    arrays = evaluated_mesh_arrays(mesh)
+    assert len(arrays["co"]) == every_format[2]["vertices"]
+    rows, cols = photo_pixels(camera, arrays["co"], width, height)
+    seen = photo[rows, cols]  # (N, 3): the photo's colour where each vertex is seen
+
+    if suffix in TEXTURED:
+        corners = arrays["corner_vert"]
+        shown = texture_at(base_colour_pixels(mesh), arrays["corner_uv"])
+        error = np.abs(shown - seen[corners]).max(axis=1)
+        # The texture is a JPEG (quality 95) of the photo: measured 1.6 levels on average, 17 at most.
+        assert np.percentile(error, 99) <= 12 and error.max() <= 40, f"{(error > 12).mean():.1%} of corners are off"
+
+    if suffix in VERTEX_COLOURS:
+        domain, colours = arrays["colours"][VERTEX_COLOURS[suffix]]
+        expected = seen if domain == "POINT" else seen[arrays["corner_vert"]]
+        assert np.abs(colours * 255 - expected).max() <= 1.5  # 8-bit colours, through float in some formats
+        if suffix == ".blend":
+            assert domain == "POINT" and mesh.data.color_attributes["Color"].data_type == "BYTE_COLOR"
 
 
 def test_several_photos_into_a_folder_with_their_depth_maps_from_a_folder(photos):
