@@ -73,7 +73,7 @@ MUTATIONS = [
     ("G1", "moge", "inference/depth/predict.py", "focal_px = focal * photo.source_size[0] / points.shape[1]",
      "focal_px = focal", ["test_models.py"]),
     ("G2", "moge", "inference/depth/predict.py", "focal_px = focal * photo.source_size[0] / points.shape[1]",
-     "focal_px = focal * photo.source_size[1] / points.shape[0] * 1.01", ["test_models.py"]),
+     "focal_px = focal * photo.size[0] / points.shape[1]", ["test_models.py"]),
     # Edge-aware upsampling
     ("U1", "upsampling", "inference/depth/upsample.py", '    """`low` (h, w) resampled to `size` (width, height); NaN samples never contribute."""\n',
      '    """`low` (h, w) resampled to `size` (width, height); NaN samples never contribute."""\n'
