@@ -163,18 +163,30 @@ def evaluated_mesh_arrays(obj) -> dict[str, np.ndarray]:
         evaluated.to_mesh_clear()
 
 
-def photo_pixels(camera, points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) of the photo pixel each world point lands on, seen through `camera` by Blender's own
-    projection (Camera.calc_matrix_camera) for a width x height image. A point exactly on a pixel border
-    belongs to the pixel below/right of it, as a pixel-centre grid's points do (+1e-3 px absorbs float32)."""
+def seen_at(camera, points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each world point is seen through `camera` on a width x height photo, by Blender's own projection
+    (Camera.calc_matrix_camera): (u, v) in pixels from the top-left corner, x right, y down."""
     projection = np.array(camera.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=width, y=height))
     view = np.array(camera.matrix_world.inverted())
     clip = np.c_[points, np.ones(len(points))] @ (projection @ view).T
     ndc = clip[:, :2] / clip[:, 3:]
     u, v = (ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height
-    assert ((u > -0.5) & (u < width + 0.5) & (v > -0.5) & (v < height + 0.5)).all(), "a vertex outside the photo"
-    return (np.clip(np.floor(v + 1e-3), 0, height - 1).astype(int),
-            np.clip(np.floor(u + 1e-3), 0, width - 1).astype(int))
+    assert ((u > 0) & (u < width) & (v > 0) & (v < height)).all(), "a vertex is seen outside the photo"
+    return u, v
+
+
+def colour_error(photo: np.ndarray, u: np.ndarray, v: np.ndarray, colours: np.ndarray, border=0.01) -> np.ndarray:
+    """For each point seen at (u, v), how far `colours` (N, 3, 0..255) is from the photo's pixel there: the
+    largest channel difference. A point within `border` pixels of a pixel's edge (grid points can sit on one,
+    and float32 moves them by 1e-4 px) may be either pixel's: the closer colour counts."""
+    height, width = photo.shape[:2]
+    error = np.full(len(u), np.inf)
+    for du in (-border, border):
+        for dv in (-border, border):
+            cols = np.clip(np.floor(u + du), 0, width - 1).astype(int)
+            rows = np.clip(np.floor(v + dv), 0, height - 1).astype(int)
+            error = np.minimum(error, np.abs(colours - photo[rows, cols].astype(np.float32)).max(axis=1))
+    return error
 
 
 def base_colour_pixels(obj) -> np.ndarray:

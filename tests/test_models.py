@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tiny_models
 from bpy_extras.object_utils import world_to_camera_view
-from conftest import ROOT, evaluated_mesh_arrays, photo_pixels
+from conftest import ROOT, evaluated_mesh_arrays, seen_at
 from hub_server import HubServer
 from image_to_mesh.inference.depth.affine_points import recover_focal_shift
 from image_to_mesh.inference.depth.predict import model_input_size
@@ -181,13 +181,14 @@ def test_moge_on_a_photo_larger_than_its_input_gives_the_photos_camera_and_true_
     bpy.context.view_layer.update()
     assert math.degrees(camera_object.data.angle_x) == pytest.approx(2 * math.degrees(math.atan(800 / focal)), abs=0.2)
     arrays = evaluated_mesh_arrays(mesh_object)
-    rows, cols = photo_pixels(camera_object, arrays["co"], width, height)
-    corner_uv = arrays["corner_uv"]
-    uv_cols = np.floor(corner_uv[:, 0] * width + 1e-3).astype(int)
-    uv_rows = np.floor((1 - corner_uv[:, 1]) * height + 1e-3).astype(int)
-    corners = arrays["corner_vert"]
-    assert np.array_equal(cols[corners], uv_cols) and np.array_equal(rows[corners], uv_rows)
-    centre_u, centre_v = cols + 0.5, rows + 0.5  # the grid's points are pixel centres of the photo
+    seen_u, seen_v = seen_at(camera_object, arrays["co"], width, height)
+    corners, corner_uv = arrays["corner_vert"], arrays["corner_uv"]
+    np.testing.assert_allclose(seen_u[corners], corner_uv[:, 0] * width, atol=0.01)
+    np.testing.assert_allclose(seen_v[corners], (1 - corner_uv[:, 1]) * height, atol=0.01)
+    # The grid's points are pixel centres of the photo (160 columns over 1600 pixels: 10 pixels apart).
+    rows, cols = np.floor(seen_v).astype(int), np.floor(seen_u).astype(int)
+    centre_u, centre_v = cols + 0.5, rows + 0.5
+    np.testing.assert_allclose(seen_u, centre_u, atol=0.01)
     true_depth = 2.0 * (1 + blue[rows, cols] / 255)  # metric scale 1800 tokens / 900 = 2
     camera_frame = -record.vertices[:, 2]
     np.testing.assert_allclose(camera_frame, true_depth, rtol=0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -32,7 +33,10 @@ def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types
         raise InputError(f"Cannot write to the folder '{path.parent}': {err.strerror}.") from err
     try:
         select_only(bpy.context.view_layer, objects)
-        _write(suffix, staging / path.name, image)
+        try:
+            _write(suffix, staging / path.name, image)
+        except RuntimeError as err:  # the exporter failed (a full disk, a quota): bpy.ops wraps what it reported
+            raise InputError(f"Cannot write '{path}': {_exporter_error(err)}.") from err
         staged = sorted((f for f in staging.rglob("*") if f.is_file()), key=lambda f: f.name == path.name)
         written = []
         for file in staged:
@@ -45,6 +49,15 @@ def export_objects(objects: list[bpy.types.Object], path: Path, image: bpy.types
         raise InputError(f"Cannot write '{path}': {err.strerror or err}.") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _exporter_error(err: RuntimeError) -> str:
+    """The reason in an exporter's error: an OSError's own words, else its last line ("Error: ..." from bpy.ops)."""
+    errno = re.search(r"\[Errno \d+\] ([^\n]+)", str(err))
+    if errno:
+        return errno.group(1).strip().rstrip(".")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and not line.strip().startswith("Location:")]
+    return (lines[-1] if lines else "the exporter failed").removeprefix("Error:").strip().rstrip(".")
 
 
 def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
