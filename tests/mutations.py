@@ -100,6 +100,10 @@ MUTATIONS = [
     ("P5", "sidebar", "panels/sidebar.py", 'icon="FILE_3D")', 'icon="FILE_3DS")', ["test_blender.py"]),
     ("P6", "sidebar", "panels/sidebar.py", 'depth = layout.column(heading="Depth")',
      'depth = layout.column(header="Depth")', ["test_blender.py"]),
+    # The folded checks still catch what they covered
+    ("F1", "folded", "inference/depth/kinds.py", "    if not valid.any():\n", "    if False:\n", ["test_inputs.py"]),
+    ("F2", "folded", "cli.py", 'sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv',
+     'sys.argv[sys.argv.index("--"):] if "--" in sys.argv', ["test_cli.py"]),
     # Nothing half-written
     ("N1", "staging", "operators/builders/export.py", "_write(suffix, staging / path.name, image)",
      "_write(suffix, path, image)", ["test_cli.py"]),
