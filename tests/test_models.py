@@ -162,10 +162,12 @@ def test_moge_on_a_photo_larger_than_its_input_gives_the_photos_camera_and_true_
     # model sees it shrunk to its 1024 x 768 input (and the photo is loaded at 1024 px, the texture size), so
     # its focal length, found in point-map pixels, must be rescaled to the photo's own.
     width, height, focal = 1600, 1200, 1600.0
-    v, u = np.mgrid[:height, :width] + 0.5
-    blue = np.round(60 + 40 * np.sin(u / 250) * np.cos(v / 300))
+    def blue_at(u, v):  # the depth, smooth over the photo: z = 1 + blue / 255 before the metric scale
+        return 60 + 40 * np.sin(u / 250) * np.cos(v / 300)
+
+    v, u = np.mgrid[:height, :width] + 0.5  # pixel centres
     rgb = np.stack([np.round(255 * ((u - width / 2) / focal + 0.5)), np.round(255 * ((v - height / 2) / focal + 0.5)),
-                    blue], axis=-1).astype(np.uint8)
+                    np.round(blue_at(u, v))], axis=-1).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "large.png")
     model = tiny_models.ramp_points(tmp_path / "moge.onnx", tokens_per_unit_scale=900.0)
     access = ModelAccess(ModelStore(tmp_path / "store", allow_download=False))
@@ -185,15 +187,14 @@ def test_moge_on_a_photo_larger_than_its_input_gives_the_photos_camera_and_true_
     corners, corner_uv = arrays["corner_vert"], arrays["corner_uv"]
     np.testing.assert_allclose(seen_u[corners], corner_uv[:, 0] * width, atol=0.01)
     np.testing.assert_allclose(seen_v[corners], (1 - corner_uv[:, 1]) * height, atol=0.01)
-    # The grid's points are pixel centres of the photo (160 columns over 1600 pixels: 10 pixels apart).
-    rows, cols = np.floor(seen_v).astype(int), np.floor(seen_u).astype(int)
-    centre_u, centre_v = cols + 0.5, rows + 0.5
-    np.testing.assert_allclose(seen_u, centre_u, atol=0.01)
-    true_depth = 2.0 * (1 + blue[rows, cols] / 255)  # metric scale 1800 tokens / 900 = 2
+    # The grid: 160 x 120 points, 10 photo pixels apart, at ((j + 0.5) * 10, (i + 0.5) * 10).
+    grid_u, grid_v = (np.round(seen_u / 10 - 0.5) + 0.5) * 10, (np.round(seen_v / 10 - 0.5) + 0.5) * 10
+    np.testing.assert_allclose(seen_u, grid_u, atol=0.01)
+    np.testing.assert_allclose(seen_v, grid_v, atol=0.01)
     camera_frame = -record.vertices[:, 2]
-    np.testing.assert_allclose(camera_frame, true_depth, rtol=0.01)
-    np.testing.assert_allclose(record.vertices[:, 0] / camera_frame, (centre_u - width / 2) / focal, atol=2 / focal)
-    np.testing.assert_allclose(record.vertices[:, 1] / camera_frame, (height / 2 - centre_v) / focal, atol=2 / focal)
+    np.testing.assert_allclose(camera_frame, 2.0 * (1 + blue_at(grid_u, grid_v) / 255), rtol=0.01)  # scale 1800 / 900
+    np.testing.assert_allclose(record.vertices[:, 0] / camera_frame, (grid_u - width / 2) / focal, atol=2 / focal)
+    np.testing.assert_allclose(record.vertices[:, 1] / camera_frame, (height / 2 - grid_v) / focal, atol=2 / focal)
 
 
 def test_depth_edges_land_on_the_photos_edges_within_a_pixel(tmp_path):
