@@ -16,6 +16,7 @@ import bpy
 import numpy as np
 import pytest
 import tiny_models
+from image_to_mesh.inference.settings import MeshSettings, options
 from PIL import Image
 
 OPERATOR = bpy.types.IMAGE_TO_MESH_OT_generate
@@ -196,8 +197,6 @@ def test_adjust_last_operation_rebuilds_once_with_the_edited_setting(empty_scene
 def test_every_setting_is_shown_in_the_redo_panel():
     # Adjust Last Operation draws an operator's properties except hidden ones.
     properties = bpy.ops.image_to_mesh.generate.get_rna_type().properties
-    from image_to_mesh.inference.settings import MeshSettings, options
-
     for name, _, opt in options(MeshSettings):
         if "blender" in opt.shown_in:
             assert name in properties and not properties[name].is_hidden, name
