@@ -47,7 +47,13 @@ demo: setup samples/coffee.png
 $(GENERATOR_READY): $(wildcard inference/generate/locks/*.txt) | $(VENV)/.installed
 	$(PY) scripts/setup_generator_env.py $(GENERATOR_ENV) "$$(scripts/find_python.sh 3.11)"
 
-test: setup $(GLTF_VALIDATOR) $(GENERATOR_READY)
+# The linux zip's wheels, the seed of the install tests (so they never reach the network themselves).
+LINUX_WHEELS := .cache/wheels/linux-x64.stamp
+$(LINUX_WHEELS): requirements/wheels.lock scripts/extension_wheels.py | $(VENV)/.installed
+	$(PY) scripts/extension_wheels.py download linux-x64
+	touch $@
+
+test: setup $(GLTF_VALIDATOR) $(GENERATOR_READY) $(LINUX_WHEELS)
 	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 $(BENCH_VENV)/.installed: requirements/bench.txt

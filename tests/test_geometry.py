@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from image_to_mesh.inference.geometry.camera import Intrinsics, photo_intrinsics
 from image_to_mesh.inference.depth.kinds import to_metric_depth
-from image_to_mesh.inference.errors import InputError
 from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh, grid_size
 
 
@@ -183,12 +182,6 @@ def test_relative_kinds_span_near_to_far():
     disparity = to_metric_depth(values, "relative-disparity", near=2.0, far=8.0)
     assert disparity[1, 1] == pytest.approx(2.0) and disparity[0, 0] == pytest.approx(8.0)  # large = near
     assert to_metric_depth(values, "metric", scale=0.001)[1, 1] == pytest.approx(0.005)
-
-
-@pytest.mark.parametrize("values", [np.full((4, 4), np.nan), np.full((4, 4), np.inf), np.zeros((4, 4)), -np.ones((4, 4))])
-def test_depth_with_no_valid_value_is_refused(values):
-    with pytest.raises(InputError, match="no usable depth"):
-        to_metric_depth(values.astype(np.float32), "metric")
 
 
 def test_camera_from_fov_exif_or_the_documented_default():

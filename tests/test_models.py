@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tiny_models
 from bpy_extras.object_utils import world_to_camera_view
-from conftest import ROOT
+from conftest import ROOT, evaluated_mesh_arrays, seen_at
 from hub_server import HubServer
 from image_to_mesh.inference.depth.affine_points import recover_focal_shift
 from image_to_mesh.inference.depth.predict import model_input_size
@@ -28,6 +28,7 @@ from image_to_mesh.inference.pipeline import image_to_mesh
 from image_to_mesh.inference.settings import MeshSettings
 from image_to_mesh.operators.builders.objects import build_objects
 from mathutils import Vector
+from PIL import Image
 
 # --- The registry ---------------------------------------------------------------------------------------
 
@@ -153,6 +154,65 @@ def test_moge_contract_recovers_the_camera_scale_mask_and_normals(tmp_path, empt
     world = mesh_object.matrix_world @ Vector(co)
     x, y, _ = world_to_camera_view(scene, camera_object, world)
     assert abs(x * 256 - record.uvs[0, 0] * 256) < 0.5 and abs((1 - y) * 192 - (1 - record.uvs[0, 1]) * 192) < 0.5
+
+
+def test_moge_on_a_photo_larger_than_its_input_gives_the_photos_camera_and_true_points(tmp_path, empty_scene):
+    # A 1600 x 1200 photo of a known scene, seen by a camera of focal length 1600 px: with the tiny MoGe model
+    # (tiny_models.ramp_points), red is x / z + 0.5 and green y / z + 0.5 (OpenCV frame), blue the depth. The
+    # model sees it shrunk to its 1024 x 768 input (and the photo is loaded at 1024 px, the texture size), so
+    # its focal length, found in point-map pixels, must be rescaled to the photo's own.
+    width, height, focal = 1600, 1200, 1600.0
+    def blue_at(u, v):  # the depth, smooth over the photo: z = 1 + blue / 255 before the metric scale
+        return 60 + 40 * np.sin(u / 250) * np.cos(v / 300)
+
+    v, u = np.mgrid[:height, :width] + 0.5  # pixel centres
+    rgb = np.stack([np.round(255 * ((u - width / 2) / focal + 0.5)), np.round(255 * ((v - height / 2) / focal + 0.5)),
+                    np.round(blue_at(u, v))], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "large.png")
+    model = tiny_models.ramp_points(tmp_path / "moge.onnx", tokens_per_unit_scale=900.0)
+    access = ModelAccess(ModelStore(tmp_path / "store", allow_download=False))
+    record = image_to_mesh(tmp_path / "large.png", None, MeshSettings(
+        method="model", model="moge-2-vits", model_file=str(model), resolution=160, texture_size=1024), access)
+    assert (record.camera.intrinsics.width, record.camera.intrinsics.height) == (width, height)
+    assert record.camera.intrinsics.focal_px == pytest.approx(focal, rel=0.005)
+
+    # Every vertex, seen through the created Blender camera, lands on the pixel its UV names; and it is the
+    # scene's true point there: on the true camera's ray through that pixel, at the true depth.
+    scene = bpy.context.scene
+    mesh_object, camera_object, _ = build_objects(record, scene.collection, scene)
+    bpy.context.view_layer.update()
+    assert math.degrees(camera_object.data.angle_x) == pytest.approx(2 * math.degrees(math.atan(800 / focal)), abs=0.2)
+    arrays = evaluated_mesh_arrays(mesh_object)
+    seen_u, seen_v = seen_at(camera_object, arrays["co"], width, height)
+    corners, corner_uv = arrays["corner_vert"], arrays["corner_uv"]
+    np.testing.assert_allclose(seen_u[corners], corner_uv[:, 0] * width, atol=0.01)
+    np.testing.assert_allclose(seen_v[corners], (1 - corner_uv[:, 1]) * height, atol=0.01)
+    # The grid: 160 x 120 points, 10 photo pixels apart, at ((j + 0.5) * 10, (i + 0.5) * 10).
+    grid_u, grid_v = (np.round(seen_u / 10 - 0.5) + 0.5) * 10, (np.round(seen_v / 10 - 0.5) + 0.5) * 10
+    np.testing.assert_allclose(seen_u, grid_u, atol=0.01)
+    np.testing.assert_allclose(seen_v, grid_v, atol=0.01)
+    camera_frame = -record.vertices[:, 2]
+    np.testing.assert_allclose(camera_frame, 2.0 * (1 + blue_at(grid_u, grid_v) / 255), rtol=0.01)  # scale 1800 / 900
+    np.testing.assert_allclose(record.vertices[:, 0] / camera_frame, (grid_u - width / 2) / focal, atol=2 / focal)
+    np.testing.assert_allclose(record.vertices[:, 1] / camera_frame, (height / 2 - grid_v) / focal, atol=2 / focal)
+
+
+def test_depth_edges_land_on_the_photos_edges_within_a_pixel(tmp_path):
+    # MiDaS sees a 768 x 512 photo at 256 x 256, so its depth is upsampled three times over. The photo's edge
+    # (dark left, bright right; between columns 300 and 301, off the model's grid) is a depth edge too: the
+    # guided upsampling must put the depth step there, not smear it over the several pixels plain bilinear
+    # interpolation spreads it across. Full resolution and no face cut: a vertex per pixel.
+    rgb = np.full((512, 768, 3), 40, np.uint8)
+    rgb[:, 301:] = 220
+    model = tiny_models.channel_mean_depth(tmp_path / "midas.onnx", "input", "output", static_side=256)
+    access = ModelAccess(ModelStore(tmp_path / "store", allow_download=False))
+    record = image_to_mesh(Photo("edge", rgb, None, (768, 512)), None, MeshSettings(
+        method="model", model="midas-v21-small", model_file=str(model), resolution=768, edge_threshold=90,
+        near=1.0, far=5.0), access)
+    assert len(record.vertices) == 768 * 512
+    depth = (-record.vertices[:, 2]).reshape(512, 768)  # row-major on the pixel grid
+    np.testing.assert_allclose(depth[:, :300], 5.0, rtol=1e-3)  # far: the dark side, up to a pixel from the edge
+    np.testing.assert_allclose(depth[:, 302:], 1.0, rtol=1e-3)  # near: the bright side
 
 
 def test_moge_focal_recovery_from_a_known_camera_within_one_percent():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -51,7 +52,10 @@ class StagedOutputs:
 
         def write(staged: Path) -> None:
             select_only(bpy.context.view_layer, objects)
-            _write(path.suffix.lower(), staged, image)
+            try:
+                _write(path.suffix.lower(), staged, image)
+            except RuntimeError as err:  # the exporter failed (a full disk, a quota): bpy.ops wraps what it reported
+                raise InputError(f"Cannot write '{path}': {_exporter_error(err)}.") from err
 
         self.write(path, write)
 
@@ -88,6 +92,15 @@ class StagedOutputs:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+def _exporter_error(err: RuntimeError) -> str:
+    """The reason in an exporter's error: an OSError's own words, else its last line ("Error: ..." from bpy.ops)."""
+    errno = re.search(r"\[Errno \d+\] ([^\n]+)", str(err))
+    if errno:
+        return errno.group(1).strip().rstrip(".")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and not line.strip().startswith("Location:")]
+    return (lines[-1] if lines else "the exporter failed").removeprefix("Error:").strip().rstrip(".")
 
 
 def _write(suffix: str, path: Path, image: bpy.types.Image) -> None:
