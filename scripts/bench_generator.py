@@ -15,16 +15,19 @@ Measured (real networks):
   vae            the latent transformer, once per photo
   per point      the geometry decoder's cost per query point (chunks of --chunks points)
   check          a real decode of a small grid, to hold the per-point estimate against
-  surface        marching cubes + hy3dgen's clean-up + xatlas on the analytic object, per grid size (the same
-                 surface either way: FlashVDM's grid matches the plain one wherever it decodes)
+  surface        marching cubes + hy3dgen's clean-up on the analytic object, per grid size (the same surface
+                 either way: FlashVDM's grid matches the plain one wherever it decodes)
+  budget + UV    FaceReducer down to --faces, then xatlas (xatlas on a whole 380 mesh, ~450 k faces, ran for
+                 over 50 minutes here: UVs want a face budget)
   peak RAM       the process's maximum resident memory (a whole pipeline holds all three networks: 7.6 GB)
 Derived:
-  decode         plain: (r+1)^3 points x per point + surface; FlashVDM: the points its hierarchy really queries
-                 for the analytic object (hy3dgen's FlashVDMVolumeDecoding, counted) x per point + surface — an
-                 upper bound, its top-k attention being cheaper than the plain attention measured
+  decode         plain: (r+1)^3 points x per point; FlashVDM: the points its hierarchy really queries for the
+                 analytic object (hy3dgen's FlashVDMVolumeDecoding, counted) x per point — an upper bound, its
+                 top-k attention being cheaper than the plain attention measured; then surface, budget and UV
   photo -> mesh  conditioning + steps x step + vae + decode, at each model's default settings
 
-    .cache/generator-env/bin/python scripts/bench_generator.py [--steps 2] [--chunks 8000]
+    .cache/generator-env/bin/python scripts/bench_generator.py [--steps 2] [--chunks 8000] [--faces 40000]
+        [--skip-networks]
 """
 
 from __future__ import annotations
@@ -145,29 +148,43 @@ def plain_grid(resolution: int) -> torch.Tensor:
     return object_logits(torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1), resolution)[None]
 
 
-def surface_seconds(grid: torch.Tensor, resolution: int) -> tuple[float, int]:
-    """Marching cubes, hy3dgen's clean-up and xatlas on a decoded grid: (seconds, faces)."""
-    from hy3dgen.shapegen import DegenerateFaceRemover, FloaterRemover
+def surface_seconds(grid: torch.Tensor, resolution: int, budget: int) -> tuple[float, int, float]:
+    """(marching cubes + clean-up seconds, faces, face budget + UV seconds) on a decoded grid."""
+    from hy3dgen.shapegen import DegenerateFaceRemover, FaceReducer, FloaterRemover
 
     start = time.perf_counter()
     (surface,) = MCSurfaceExtractor()(grid, mc_level=0.0, bounds=hunyuan.BOX, octree_resolution=resolution)
     mesh = DegenerateFaceRemover()(FloaterRemover()(hunyuan.mesh_from_surface(surface)))
+    cleaned, faces = time.perf_counter(), len(mesh.faces)
+    mesh = FaceReducer()(mesh, max_facenum=budget)
     hunyuan.uv_atlas(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32))
-    return time.perf_counter() - start, len(mesh.faces)
+    return cleaned - start, faces, time.perf_counter() - cleaned
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2, help="diffusion steps to time (per model)")
     parser.add_argument("--chunks", type=int, default=8000, help="query points per decoder call (num_chunks)")
+    parser.add_argument("--faces", type=int, default=40000, help="face budget before UVs (hy3dgen's default)")
+    parser.add_argument("--skip-networks", action="store_true", help="only the surface stages (no network timing)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; Hunyuan3D-2mini architecture, random "
           "weights, float32, CPU", flush=True)
-    rows = []
 
     def row(name: str, value, unit: str) -> None:
-        rows.append((name, value, unit))
         print(f"{name:<78} {value if isinstance(value, str) else f'{value:,.2f}':>12} {unit}", flush=True)
+
+    decode = {}
+    for resolution in RESOLUTIONS:
+        surface, faces, uv = surface_seconds(plain_grid(resolution), resolution, args.faces)
+        points = flashvdm_points(resolution, args.chunks)
+        decode[resolution] = ((resolution + 1) ** 3, points, surface + uv)
+        row(f"octree {resolution}: marching cubes + clean-up ({faces:,} faces)", surface, "s")
+        row(f"octree {resolution}: budget of {args.faces:,} faces + UV atlas", uv, "s")
+        row(f"octree {resolution}: FlashVDM queries {points / 1e6:.2f} M points (plain: "
+            f"{(resolution + 1) ** 3 / 1e6:.1f} M), grid {hunyuan.flashvdm_resolution(resolution)}", "", "")
+    if args.skip_networks:
+        return
 
     conditioning, cond = time_conditioning(photo())
     row("conditioning (preprocessing + DINOv2-giant, 518 px)", conditioning, "s")
@@ -199,22 +216,14 @@ def main() -> None:
     del vae, latents
     gc.collect()
 
-    decode = {}
-    for resolution in RESOLUTIONS:
-        surface, faces = surface_seconds(plain_grid(resolution), resolution)
-        points = flashvdm_points(resolution, args.chunks)
-        decode[resolution] = ((resolution + 1) ** 3 * per_point + surface, points * per_point + surface)
-        row(f"octree {resolution}: surface + clean-up + UV ({faces:,} faces)", surface, "s")
-        row(f"octree {resolution}: plain decode ({(resolution + 1) ** 3 / 1e6:.1f} M points)", decode[resolution][0],
-            "s")
-        row(f"octree {resolution}: FlashVDM decode ({points / 1e6:.2f} M points, grid "
-            f"{hunyuan.flashvdm_resolution(resolution)})", decode[resolution][1], "s")
-
+    seconds = {r: (plain * per_point + after, fast * per_point + after) for r, (plain, fast, after) in decode.items()}
+    for resolution, (plain, fast) in seconds.items():
+        row(f"octree {resolution}: decode + surface + UV, plain / FlashVDM", f"{plain:,.0f} / {fast:,.0f}", "s")
     fixed = conditioning + vae_seconds
-    row("photo -> mesh, 2mini (30 steps, octree 256, plain)", fixed + 30 * step_mini + decode[256][0], "s")
-    row("photo -> mesh, 2mini-fast (30 steps, octree 256, plain)", fixed + 30 * step_distilled + decode[256][0], "s")
-    row("photo -> mesh, 2mini-turbo (5 steps, octree 256, FlashVDM)", fixed + 5 * step_distilled + decode[256][1], "s")
-    row("photo -> mesh, 2mini-turbo (5 steps, octree 380, FlashVDM)", fixed + 5 * step_distilled + decode[380][1], "s")
+    row("photo -> mesh, 2mini (30 steps, octree 256, plain)", fixed + 30 * step_mini + seconds[256][0], "s")
+    row("photo -> mesh, 2mini-fast (30 steps, octree 256, plain)", fixed + 30 * step_distilled + seconds[256][0], "s")
+    row("photo -> mesh, 2mini-turbo (5 steps, octree 256, FlashVDM)", fixed + 5 * step_distilled + seconds[256][1], "s")
+    row("photo -> mesh, 2mini-turbo (5 steps, octree 380, FlashVDM)", fixed + 5 * step_distilled + seconds[380][1], "s")
     row("peak RAM of this process (one network at a time)", peak_gb(), "GB")
 
 

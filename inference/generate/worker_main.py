@@ -74,8 +74,8 @@ class Worker:
         """Answer one request; False when the worker should stop."""
         op, request_id = request.get("op"), request.get("id")
         if request.get("protocol") != PROTOCOL:
-            self.channel.send("error", id=request_id, kind="internal",
-                              message=f"The generator worker speaks protocol {PROTOCOL}, not {request.get('protocol')}.")
+            self.channel.send("error", id=request_id, kind="internal", message=(
+                f"The generator worker speaks protocol {PROTOCOL}, not {request.get('protocol')}."))
         elif op == "shutdown":
             return False
         elif op == "ping":
@@ -94,7 +94,8 @@ class Worker:
                               seconds=round(time.perf_counter() - start, 3))
 
         try:
-            key = (params["dit_folder"], params.get("vae_folder"), params.get("device", "cpu"), params.get("flashvdm", False))
+            key = (params["dit_folder"], params.get("vae_folder"), params.get("device", "cpu"),
+                   params.get("flashvdm", False))
             if key != self.model_key:
                 progress("load", 0, 1)
             import hunyuan  # torch and hy3dgen: the first request pays for them
