@@ -37,7 +37,8 @@ import xatlas
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from torchvision_stand_in import import_hy3dgen  # a sibling module: the worker runs from this folder
+from shape_settings import ShapeSettings  # sibling modules: the worker runs from this folder
+from torchvision_stand_in import import_hy3dgen
 
 import_hy3dgen()  # first: hy3dgen needs torchvision's transforms at import time
 from hy3dgen.shapegen import (  # noqa: E402
@@ -58,20 +59,6 @@ Progress = Callable[[str, int, int], None]  # (stage, step done, steps)
 
 class GenerationError(Exception):
     """Something the user can act on, as one sentence."""
-
-
-@dataclass(frozen=True)
-class ShapeSettings:
-    steps: int = 30
-    guidance: float = 5.0
-    octree_resolution: int = 256
-    seed: int = 0
-    num_chunks: int = 8000
-    # hy3dgen's FaceReducer default. 0 keeps every face, but xatlas then takes minutes past 100 k faces (50 k: 40 s,
-    # 200 k: 5 min, 440 k at octree 380: over 50 min on a 2-core CPU).
-    target_faces: int = 40000
-    remove_floaters: bool = True
-    uv: bool = True
 
 
 @dataclass

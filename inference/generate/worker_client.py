@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..runtime.processes import kill_process_tree, new_group
+from .shape_settings import ShapeSettings
 from .worker_env import SETUP_FIX, WorkerEnvironment
 
 PROTOCOL = 1  # worker_main.PROTOCOL: both sides check it
@@ -41,8 +42,8 @@ class GenerationCancelled(InputError):
     """The user cancelled; the worker and everything it started are gone, and nothing was kept."""
 
 
-@dataclass(frozen=True)
-class ShapeRequest:
+@dataclass(frozen=True, kw_only=True)
+class ShapeRequest(ShapeSettings):
     """One photo -> one mesh. The model is a folder in Hunyuan3D-2's layout (config.yaml +
     model.fp16.safetensors), plus the turbo VAE's folder for FlashVDM models."""
 
@@ -51,16 +52,6 @@ class ShapeRequest:
     vae_folder: Path | None = None
     flashvdm: bool = False
     device: str = "cpu"
-    steps: int = 30
-    guidance: float = 5.0
-    octree_resolution: int = 256
-    seed: int = 0
-    num_chunks: int = 8000
-    # hy3dgen's FaceReducer default. 0 keeps every face, but xatlas then takes minutes past 100 k faces (50 k: 40 s,
-    # 200 k: 5 min, 440 k at octree 380: over 50 min on a 2-core CPU).
-    target_faces: int = 40000
-    remove_floaters: bool = True
-    uv: bool = True
 
     def params(self) -> dict:
         return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
