@@ -8,6 +8,7 @@ VENV := $(if $(filter 5.3,$(BLENDER)),.venv,.venv-$(BLENDER))
 PY := $(VENV)/bin/python
 BENCH_VENV := .venv-bench
 BENCH_MODEL := .cache/depth_anything_v2_small_random.onnx
+BENCH_UPSCALER := .cache/realesr_general_x4v3_random.onnx
 NODE_DIR := .cache/node
 U2NETP := models/u2netp.onnx
 GLTF_VALIDATOR := $(NODE_DIR)/node_modules/gltf-validator/package.json
@@ -15,7 +16,7 @@ GLTF_VALIDATOR := $(NODE_DIR)/node_modules/gltf-validator/package.json
 GENERATOR_ENV := .cache/generator-env
 GENERATOR_READY := $(GENERATOR_ENV)/image-to-mesh-generator.json
 
-.PHONY: setup demo test bench bench-generator build clean
+.PHONY: setup demo test bench bench-generator bench-triposr build clean
 
 setup: $(VENV)/.installed $(U2NETP)
 
@@ -53,8 +54,18 @@ $(LINUX_WHEELS): requirements/wheels.lock scripts/extension_wheels.py | $(VENV)/
 	$(PY) scripts/extension_wheels.py download linux-x64
 	touch $@
 
-test: setup $(GLTF_VALIDATOR) $(GENERATOR_READY) $(LINUX_WHEELS)
-	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q $(PYTEST_ARGS)
+# Ray, optional (`--batch ... --ray`): the batch tests' local cluster, on the current release's venv only.
+RAY_READY := $(if $(filter 5.3,$(BLENDER)),$(VENV)/.ray-installed)
+$(VENV)/.ray-installed: requirements/ray.txt | $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements/ray.txt
+	touch $@
+
+# A hung test fails after PYTEST_TIMEOUT seconds (pytest-timeout prints where it hung) and the suite goes on; only
+# failed tests keep their temporary folders, so a small /tmp holds three Blender lines' runs.
+PYTEST_TIMEOUT ?= 1200
+test: setup $(GLTF_VALIDATOR) $(GENERATOR_READY) $(LINUX_WHEELS) $(RAY_READY)
+	NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules $(PY) -m pytest tests -q --timeout $(PYTEST_TIMEOUT) \
+		-o tmp_path_retention_policy=failed $(PYTEST_ARGS)
 
 $(BENCH_VENV)/.installed: requirements/bench.txt
 	rm -rf $(BENCH_VENV)
@@ -66,15 +77,30 @@ $(BENCH_VENV)/.installed: requirements/bench.txt
 $(BENCH_MODEL): scripts/export_depth_anything.py $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python scripts/export_depth_anything.py $@
 
-bench: $(VENV)/.installed $(BENCH_MODEL)
+# A random-weight network of the exact Real-ESRGAN general x4v3 architecture (SRVGGNetCompact).
+$(BENCH_UPSCALER): scripts/export_compact_upscaler.py $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python scripts/export_compact_upscaler.py $@
+
+bench: $(VENV)/.installed $(BENCH_MODEL) $(BENCH_UPSCALER) $(U2NETP) $(RAY_READY) $(GENERATOR_READY)
 	$(PY) scripts/bench_mesh.py
 	$(PY) scripts/bench_objects.py
+	$(PY) scripts/bench_remesh.py
 	$(PY) scripts/bench_memory.py
 	$(PY) scripts/bench_model.py $(BENCH_MODEL)
+	$(PY) scripts/bench_edges.py
+	$(PY) scripts/bench_cache.py $(BENCH_MODEL)
+	$(PY) scripts/bench_upscale.py $(BENCH_UPSCALER)
+	$(PY) scripts/bench_batch.py
+	$(GENERATOR_ENV)/bin/python scripts/bench_triposr.py
 
 # Hunyuan3D-2mini's real architecture with random weights on the CPU: many minutes, about 12 GB of memory.
 bench-generator: $(GENERATOR_READY)
 	$(GENERATOR_ENV)/bin/python scripts/bench_generator.py
+
+# TripoSR's real architecture with random weights on the CPU: two to three minutes, about 4 GB of memory (also in
+# make bench).
+bench-triposr: $(GENERATOR_READY)
+	$(GENERATOR_ENV)/bin/python scripts/bench_triposr.py
 
 build: setup
 	$(PY) scripts/build_extension.py dist

@@ -2,6 +2,7 @@
 
     python cli.py PHOTO [PHOTO ...] -o OUT [options]                  (a Python with the bpy module)
     blender -b --python cli.py -- PHOTO [PHOTO ...] -o OUT [options]  (inside Blender)
+    python cli.py --batch SOURCE -o FOLDER [--jobs N | --ray ADDRESS] [options]  (resumable: batches/)
 
 OUT is a file (.glb .gltf .obj .fbx .usdc .usda .usd .ply .stl .blend) for one photo, or a folder (one file per
 photo and --format). -o may be repeated. Every failure is one sentence on stderr (and, with --json, part of the
@@ -20,6 +21,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -132,6 +134,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--depth-map", action="append", metavar="PATH",
                    help="the photo's depth map; repeat once per photo, or give a folder holding <photo name>.* "
                         "or <photo name>_depth.*")
+    p.add_argument("--preset", metavar="NAME",
+                   help="start from a preset: relief | product | backdrop (options given explicitly win)")
+    p.add_argument("--view", action="append", metavar="VIEW=PATH",
+                   help="a photo of the same object from another side, for a multi-view generator (--method generate "
+                        "--generator hunyuan3d-2mv-turbo): left=PATH, back=PATH, right=PATH; front=PATH may stand for "
+                        "PHOTO")
     p.add_argument("--list-models", action="store_true",
                    help="list the models: id, size, licence, commercial use, downloaded")
     p.add_argument("--online", action="store_true",
@@ -140,6 +148,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="only check the photos (resolution, sharpness, subject coverage, contrast, exposure, "
                         "highlights) and print the advice; nothing is written")
     p.add_argument("--json", action="store_true", help="print one JSON object describing the run on stdout")
+    p.add_argument("--batch", metavar="SOURCE",
+                   help="convert a batch into the folder -o, resumably (a journal in that folder): SOURCE is a folder, a "
+                        "glob ('photos/*.jpg') or a manifest (.csv or .jsonl: photo, depth_map, settings of its own)")
+    p.add_argument("--jobs", default="auto", metavar="N",
+                   help="worker processes converting a batch's photos side by side (default auto: as many as the "
+                        "cores and the memory take)")
+    p.add_argument("--retry-failed", action="store_true", help="convert a batch's photos that failed before again")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run a batch on a Ray cluster (pip install ray==2.60.0): its address (host:port), or auto for "
+                        "the cluster this machine belongs to; -o must be a folder every node sees, or use --ray-return")
+    p.add_argument("--ray-return", action="store_true",
+                   help="with --ray: the workers send the outputs back and this machine writes them")
+    p.add_argument("--setup-generator", action="store_true",
+                   help="download and install object generation's Python environment (PyTorch for --device cpu, "
+                        "cuda or mps, and Hunyuan3D-2's code; about 0.5-3 GB) into the models folder, from the "
+                        "Python Package Index, then go on with any photos given")
+    p.add_argument("--remove-generator", action="store_true",
+                   help="delete object generation's Python environment (downloaded models stay)")
     for settings_class in (MeshSettings, RuntimeSettings):
         _add_setting_options(p, settings_class)
     return p.parse_args(argv)
@@ -147,22 +173,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _add_setting_options(parser: argparse.ArgumentParser, settings_class) -> None:
     """One option per setting shown on the command line, from its declaration (inference/settings.py)."""
-    from image_to_mesh.inference.settings import options, value_kind
+    from image_to_mesh.inference.settings import cli_flags, options, value_kind
 
     for name, default, opt in options(settings_class):
         if "cli" not in opt.shown_in:
             continue
-        flag = opt.flag or "--" + name.replace("_", "-")
+        flags = cli_flags(name, opt)
         kind = value_kind(default, opt)
-        help_text = opt.help
+        help_text = opt.help.replace("%", "%%")  # argparse formats help with %
         if opt.choices and len(opt.choices) <= 8:
             help_text += ": " + " | ".join(c[0] for c in opt.choices)
         if kind is bool:
-            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            parser.add_argument(*flags, dest=name, action="store_true", help=help_text)
             continue
         if default is not None:
             help_text += f" (default {default})"
-        parser.add_argument(flag, dest=name, type=kind, default=default, metavar=opt.metavar, help=help_text.replace("%", "%%"))
+        parser.add_argument(*flags, dest=name, type=kind, default=default, metavar=opt.metavar, help=help_text)
+
+
+def _given(argv: list[str], settings_class) -> set[str]:
+    """The settings whose options appear on the command line."""
+    from image_to_mesh.inference.settings import cli_flags, options
+
+    flags = {flag: name for name, _, opt in options(settings_class) for flag in cli_flags(name, opt)}
+    return {flags[arg.split("=")[0]] for arg in argv if arg.split("=")[0] in flags}
 
 
 def settings_of(args: argparse.Namespace, settings_class):
@@ -173,6 +207,11 @@ def settings_of(args: argparse.Namespace, settings_class):
 
 def main(argv: list[str]) -> int:
     """Run the CLI; with --json, stdout is exactly one JSON document whatever happens."""
+    if argv[:1] == ["--batch-worker"]:  # one of a batch's worker processes (batches/worker.py)
+        load_package()
+        from image_to_mesh.batches.worker import serve
+
+        return serve(sys.modules[__name__])
     as_json = "--json" in argv
     outcome = {"results": [], "failed": []}
     with _Interrupts() as interrupts, _stdout_to_stderr(as_json):  # Blender logs on stdout, the JSON's
@@ -192,29 +231,54 @@ def main(argv: list[str]) -> int:
 def _run(argv: list[str], outcome: dict, interrupts: _Interrupts) -> int:
     args = parse_args(argv)
     from image_to_mesh.inference.errors import InputError
-    from image_to_mesh.inference.settings import MeshSettings
+    from image_to_mesh.inference.settings import MeshSettings, apply_preset
 
     if args.list_models:
         outcome["models"] = _list_models(args)
         return EXIT_OK
     if args.check_photo:
         return _check_photos(args, outcome)
+    if args.setup_generator or args.remove_generator:
+        _manage_generator(args, outcome, interrupts)
+        if not args.photos:
+            return EXIT_OK
     settings = settings_of(args, MeshSettings)
+    if args.preset:
+        settings = apply_preset(settings, args.preset, _given(argv, MeshSettings))
     settings.check()
+    if args.ray and not args.batch:
+        raise InputError("--ray runs a batch: give it with --batch SOURCE.")
+    if args.batch:
+        if args.photos or args.view or args.depth_map:
+            raise InputError("A batch takes its photos and depth maps from SOURCE: give no PHOTO, --view or --depth-map.")
+        from image_to_mesh.batches.run import run_batch
+
+        return run_batch(args, settings, _formats(args), outcome, interrupts, sys.modules[__name__])
+    views = _views(args)
     jobs = _plan(args)
-    outcome["inputs"] = [{"photo": str(photo), "depth_map": depth and str(depth)} for photo, depth, _ in jobs]
+    outcome["inputs"] = [{"photo": str(photo), "depth_map": depth and str(depth),
+                          **({"views": {tag: str(path) for tag, path in views.items()}} if views else {})}
+                         for photo, depth, _ in jobs]
+    models = _model_access(args)
+    try:
+        return _convert(args, settings, jobs, views, models, outcome, interrupts)
+    finally:
+        models.workers.close()  # the generator's worker, if one ran, leaves with this run
+
+
+def _convert(args, settings, jobs, views, models, outcome: dict, interrupts: _Interrupts) -> int:
+    from image_to_mesh.inference.errors import InputError
     from image_to_mesh.inference.pipeline import check_sources
     from image_to_mesh.operators.builders.convert import convert_file
 
-    models = _model_access(args)
     for has_depth_map in {depth is not None for _, depth, _ in jobs}:
-        check_sources(settings, has_depth_map, models)
+        check_sources(settings, has_depth_map, models, tuple(views))
     interrupts.cancel = models.cancel
     for photo, depth_map, outputs in jobs:
         interrupts.checkpoint()
         try:
             result = convert_file(photo, depth_map, outputs, settings, models, interrupts.checkpoint,
-                                  interrupts.shielded)
+                                  interrupts.shielded, views)
         except InputError as err:
             interrupts.checkpoint()  # a model run cancelled by the signal: report the interruption
             outcome["failed"].append({"photo": str(photo), "error": _fail(str(err))})
@@ -234,22 +298,54 @@ def _run(argv: list[str], outcome: dict, interrupts: _Interrupts) -> int:
 
 
 def _model_access(args):
-    """Models for this run: the extension's models folder (or --cache-dir), downloads only when online."""
+    """Models for this run: the extension's models folder (or --cache-dir), downloads only when online, the
+    object generator's worker kept warm for the run's photos."""
     import bpy
+    from image_to_mesh.inference.generate.worker_client import WorkerPool
+    from image_to_mesh.inference.runtime.cache import ResultCache
     from image_to_mesh.inference.settings import RuntimeSettings
     from image_to_mesh.operators.model_access import model_access
 
     if args.online:
         bpy.context.preferences.system.use_online_access = True  # this run only: preferences are not saved
     access = model_access(settings_of(args, RuntimeSettings), args.accept_license,
-                          "downloads are off (allow them with --online)")
-    access.progress = _progress_line
+                          "downloads are off (allow them with --online)", WorkerPool(), ResultCache())
+    access.progress, access.stage = _progress_line, _stage_line
     return access
 
 
 def _progress_line(name: str, done: int, total: int) -> None:
     end = "\n" if total and done >= total else ""
     print(f"\rDownloading {name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB", end=end, file=sys.stderr, flush=True)
+
+
+def _stage_line(what: str, step: int, steps: int) -> None:
+    end = "\n" if step >= steps else ""
+    print(f"\r{what} {step} / {steps}", end=end, file=sys.stderr, flush=True)
+
+
+def _manage_generator(args, outcome: dict, interrupts: _Interrupts) -> None:
+    """--remove-generator, then --setup-generator: object generation's environment in the models folder."""
+    from image_to_mesh.inference.generate.worker_env import create_environment, remove_environment
+    from image_to_mesh.inference.runtime.jobs import CancelToken
+    from image_to_mesh.inference.settings import RuntimeSettings
+    from image_to_mesh.operators.model_access import generator_folder
+
+    runtime = settings_of(args, RuntimeSettings)
+    folder = generator_folder(runtime)
+    outcome["generator"] = {"folder": str(folder)}
+    if args.remove_generator:
+        outcome["generator"]["removed_mb"] = remove_environment(folder)
+        print(f"Removed object generation from {folder}.", file=sys.stderr)
+    if args.setup_generator:
+        interrupts.cancel = CancelToken()
+        device = {"coreml": "mps"}.get(runtime.device, runtime.device)  # Apple's GPU: Core ML here, MPS in PyTorch
+        with interrupts.shielded():  # Ctrl-C cancels pip, and the half-made environment is removed first
+            environment = create_environment(folder, device, runtime.generator_python,
+                                             lambda line: print(line, file=sys.stderr), interrupts.cancel)
+        interrupts.checkpoint()
+        outcome["generator"].update(device=environment.device, torch=environment.torch_version,
+                                    lock=environment.lock)
 
 
 def _check_photos(args, outcome: dict) -> int:
@@ -296,6 +392,32 @@ def _list_models(args) -> list[dict]:
     return models
 
 
+def _views(args) -> dict[str, Path]:
+    """--view TAG=PATH: the photos of one object from other sides, by view; "front" becomes the photo (args.photos)."""
+    from image_to_mesh.inference.errors import InputError
+
+    views = {}
+    for given in args.view or []:
+        tag, equals, path = given.partition("=")
+        tag = tag.strip().lower()
+        if not equals or not tag or not path:
+            raise InputError(f"Give --view as VIEW=PATH (e.g. --view left=left.jpg), not '{given}'.")
+        if tag in views:
+            raise InputError(f"Two photos for the {tag} view: give one.")
+        views[tag] = Path(path)
+    front = views.pop("front", None)
+    if front is not None:
+        if args.photos:
+            raise InputError("Give the front photo once: as PHOTO or as --view front=PATH.")
+        args.photos = [str(front)]
+    if views and len(args.photos) != 1:
+        raise InputError("--view photos show one object: give its front photo (PHOTO or --view front=PATH), once.")
+    for tag, path in views.items():
+        if not path.is_file():
+            raise InputError(f"The {tag} photo '{path}' does not exist.")
+    return views
+
+
 def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
     """(photo, depth map or None, output files) for every photo, or InputError before anything is written."""
     from image_to_mesh.inference.depth.files import DEPTH_MAP_SUFFIXES
@@ -312,10 +434,7 @@ def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
             raise InputError(f"The photo '{photo}' does not exist.")
         if photo.is_dir():
             raise InputError(f"'{photo}' is a folder, not a photo: give the photos in it (e.g. '{photo / '*.jpg'}').")
-    formats = ["." + f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
-    for fmt in formats:
-        if fmt not in EXPORT_SUFFIXES:
-            raise InputError(f"Unknown format '{fmt[1:]}': use one of {' '.join(s[1:] for s in EXPORT_SUFFIXES)}.")
+    formats = _formats(args)
     stems = [p.stem for p in photos]
     if len(set(stems)) < len(stems):
         raise InputError("Two photos have the same name, so their outputs would overwrite each other.")
@@ -344,6 +463,18 @@ def _plan(args) -> list[tuple[Path, Path | None, list[Path]]]:
     if len(maps) != len(photos):
         raise InputError(f"{len(photos)} photos but {len(maps)} depth maps: give one --depth-map per photo, or a folder.")
     return list(zip(photos, maps, outputs))
+
+
+def _formats(args) -> list[str]:
+    """--format's suffixes (".glb", ...), checked."""
+    from image_to_mesh.inference.errors import InputError
+    from image_to_mesh.operators.builders.export import EXPORT_SUFFIXES
+
+    formats = ["." + f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
+    for fmt in formats:
+        if fmt not in EXPORT_SUFFIXES:
+            raise InputError(f"Unknown format '{fmt[1:]}': use one of {' '.join(s[1:] for s in EXPORT_SUFFIXES)}.")
+    return formats
 
 
 def _check_writable(folder: Path) -> None:
@@ -395,6 +526,8 @@ def _print_result(result: dict) -> None:
         f"{result['inputs']['photo']} -> {outputs} ({result['vertices']:,} vertices, {result['faces']:,} faces, "
         f"{result['timings']['total']:.2f} s)"
     )
+    for step in result["preparation"]:
+        print(f"  prepared: {step['summary']}")
     for advice in result["quality"]["summary"]:
         print(f"  photo: {advice}")
     for notice in result["notices"]:
@@ -453,5 +586,20 @@ def _argv() -> list[str]:
     return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
 
 
+def _exit(status: int) -> None:
+    """End the process with `status`. After Ctrl-C or SIGTERM a model run may have been stopped inside native code
+    (ONNX Runtime's thread pools, a session still being created), whose teardown at interpreter exit can abort the
+    process ("terminate called without an active exception") instead of exiting with the status: an interrupted
+    run flushes what it printed and ends at once (its outputs are all in place or all gone already)."""
+    if status in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        bpy = sys.modules.get("bpy")
+        if bpy is not None and bpy.app.tempdir:  # what Blender's own exit would have removed
+            shutil.rmtree(bpy.app.tempdir, ignore_errors=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main(_argv()))
+    _exit(main(_argv()))

@@ -8,6 +8,6 @@
     runtime/        model cards and their files, ONNX Runtime sessions and pre-processing, jobs and workers
     depth/          the depth backend: depth maps, depth models, their kinds and camera
     masks/          the subject mask (background removal)
-    geometry/       cameras, the grid mesh and its discontinuity cut, closed objects
+    geometry/       cameras, the grid mesh, its depth edges and cuts, occlusion fill, closed objects
     photo/          loading photos, the photo check, the photo as every backend gets it
 """

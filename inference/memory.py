@@ -19,8 +19,10 @@ at 1 M and 4.1 M vertices, one format per process, and checked with scripts/benc
 vertices the estimate is 1.09 to 1.22 times the measured peak for GLB and .blend (GLB 2.34 GB measured, 2.86 GB
 estimated at 16.4 M; .blend 3.73 GB and 4.27 GB). Blender 4.5 needs about 80 MB less to import bpy and
 about as much per vertex (GLB 204, .blend 205 bytes per vertex at peak at 4.1 M: its .blend is not compressed).
-They are rounded up: the estimate is meant to be a little above the peak, never far below
-it. The loaded photo is already in memory when the check runs and is counted again: a margin too. Not
+The depth-edge rule (geometry.depth_edges: disparity, snapping and cuts on the grid) raised a relief's pipeline
+peak by about 40 bytes per vertex (GLB at 4.1 M vertices: 1.06 GB measured, 1.10 GB estimated); a closed
+object's stays below its estimate (2.17 GB measured, 2.25 GB estimated at 8.2 M). They are rounded up: the
+estimate is meant to be a little above the peak, never far below it. The loaded photo is already in memory when the check runs and is counted again: a margin too. Not
 calibrated: depth models (their file size, twice) and Blender's undo in the sidebar (not counted).
 """
 
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .geometry.grid_mesh import grid_size, sample_nearest
+from .geometry.remesh import voxel_faces, voxel_size_for
 from .photo.prepared import PreparedPhoto
 from .runtime.cards import model_card
 from .settings import MeshSettings
@@ -43,7 +46,7 @@ MB = 1 << 20
 BPY_IMPORT = 400 * MB  # importing bpy (5.3: about 370 MB resident; 4.5: about 290 MB), when not done yet
 
 # Stage peaks above an idle process with bpy imported: bytes per vertex, per photo pixel, and fixed.
-PIPELINE_PER_VERTEX = 140  # the grid's arrays, the cut, the record's arrays (about 110 of them stay)
+PIPELINE_PER_VERTEX = 180  # the grid's arrays, depth edges and cuts, the record's arrays (about 110 of them stay)
 PIPELINE_PER_VERTEX_CLOSED = 230  # closing the front into an object (210 measured per vertex of the result)
 PIPELINE_PER_PIXEL = 12  # the photo, its mask and the depth map at the photo's size
 GLB_PER_VERTEX = 115  # the record held, normals, one chunk at a time
@@ -152,6 +155,26 @@ def require_memory(plan: MeshPlan, name: str, available: int | None = None, cli:
         advice = f"use --resolution {fits} or lower" if cli else f"set Resolution to {fits} or lower"
     raise InputError(
         f"Not enough memory for {what}: it needs about {_gb(needed)} and {_gb(available)} is available; {advice}."
+    )
+
+
+# Peak bytes per face of a voxel remesh's result: OpenVDB's narrow band, Blender's mesh of it, its UVs and bake
+# (scripts/bench_remesh.py: 1.4 KB on 5.3 at 400 k faces), with headroom.
+VOXEL_BYTES_PER_FACE = 2000
+
+
+def check_voxel_memory(area: float, voxel_size: float, name: str, available: int | None = None) -> None:
+    """Raise InputError, one sentence naming a voxel size that fits, when a voxel remesh of `area` at
+    `voxel_size` would need more memory than is available (`available`: measured now when not given)."""
+    available = available_memory() if available is None else available
+    faces = voxel_faces(area, voxel_size)
+    if available is None or faces * VOXEL_BYTES_PER_FACE <= HEADROOM * available:
+        return
+    fits = voxel_size_for(area, int(HEADROOM * available / VOXEL_BYTES_PER_FACE)) * 1.05  # rounded up
+    raise InputError(
+        f"A voxel size of {voxel_size:.3g} m is too small for '{name}': about {faces:,.0f} faces would need "
+        f"{faces * VOXEL_BYTES_PER_FACE / 2**30:.1f} GB and {available / 2**30:.1f} GB is available; "
+        f"use a voxel size of {fits:.2g} m or more."
     )
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from .geometry.camera import Intrinsics
 from .geometry.view import View
 from .photo.photo import Texture
-from .record import CameraReport, MeshRecord, ModelRun, Report
+from .photo.prepared import PreparationStep
+from .record import CameraReport, DepthEdgesReport, GenerationReport, MeshRecord, ModelRun, PhotoCamera, Report
 
 _ARRAYS = ("vertices", "quads", "triangles", "uvs", "corner_uvs", "vertex_colors", "vertex_normals", "edges",
            "corner_edges")
@@ -24,16 +25,13 @@ _ARRAYS = ("vertices", "quads", "triangles", "uvs", "corner_uvs", "vertex_colors
 
 def save_record(record: MeshRecord, path: Path) -> Path:
     arrays = {name: getattr(record, name) for name in _ARRAYS if getattr(record, name) is not None}
-    for key, texture in (("texture", record.texture), ("photo", record.photo)):
-        if texture is not None:
-            arrays[f"{key}_rgb"] = texture.rgb
-            if texture.alpha is not None:
-                arrays[f"{key}_alpha"] = texture.alpha
     meta = {"name": record.name, "closed": record.closed, "report": record.report.to_dict(),
-            "texture": record.texture.name, "photo": record.photo and record.photo.name}
-    if record.camera is not None:
-        arrays["camera_rotation"], arrays["camera_position"] = record.camera.rotation, record.camera.position
-        meta["intrinsics"] = asdict(record.camera.intrinsics)
+            "texture": _put_texture(arrays, "texture", record.texture),
+            "photo": _put_texture(arrays, "photo", record.photo),
+            "camera": _put_camera(arrays, "camera", record.camera),
+            "more_cameras": [{"view": more.view, "camera": _put_camera(arrays, f"camera{i}", more.camera),
+                              "photo": _put_texture(arrays, f"photo{i}", more.photo)}
+                             for i, more in enumerate(record.more_cameras)]}
     arrays["meta"] = np.array(json.dumps(meta))
     partial = path.with_name(path.name + ".partial.npz")
     np.savez(partial, **arrays)
@@ -45,21 +43,53 @@ def load_record(path: Path) -> MeshRecord:
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     meta = json.loads(str(arrays.pop("meta")))
-    camera = None
-    if "intrinsics" in meta:
-        camera = View(Intrinsics(**meta["intrinsics"]), arrays["camera_rotation"], arrays["camera_position"])
-    textures = {key: Texture(meta[key], arrays[f"{key}_rgb"], arrays.get(f"{key}_alpha"))
-                for key in ("texture", "photo") if f"{key}_rgb" in arrays}
+    more = tuple(PhotoCamera(m["view"], _get_camera(arrays, f"camera{i}", m["camera"]),
+                             _get_texture(arrays, f"photo{i}", m["photo"]))
+                 for i, m in enumerate(meta["more_cameras"]))
     return MeshRecord(
-        name=meta["name"], closed=meta["closed"], report=_report(meta["report"]), camera=camera,
-        texture=textures["texture"], photo=textures.get("photo"),
+        name=meta["name"], closed=meta["closed"], report=_report(meta["report"]),
+        camera=_get_camera(arrays, "camera", meta["camera"]), texture=_get_texture(arrays, "texture", meta["texture"]),
+        photo=_get_texture(arrays, "photo", meta["photo"]), more_cameras=more,
         **{name: arrays.get(name) for name in _ARRAYS},
     )
+
+
+def _put_texture(arrays: dict, key: str, texture: Texture | None) -> str | None:
+    """Its arrays under `key`; its name for the metadata (None: no texture)."""
+    if texture is None:
+        return None
+    arrays[f"{key}_rgb"] = texture.rgb
+    if texture.alpha is not None:
+        arrays[f"{key}_alpha"] = texture.alpha
+    return texture.name
+
+
+def _get_texture(arrays: dict, key: str, name: str | None) -> Texture | None:
+    return None if name is None else Texture(name, arrays[f"{key}_rgb"], arrays.get(f"{key}_alpha"))
+
+
+def _put_camera(arrays: dict, key: str, camera: View | None) -> dict | None:
+    """Its pose under `key`; its intrinsics for the metadata (None: no camera)."""
+    if camera is None:
+        return None
+    arrays[f"{key}_rotation"], arrays[f"{key}_position"] = camera.rotation, camera.position
+    return asdict(camera.intrinsics)
+
+
+def _get_camera(arrays: dict, key: str, intrinsics: dict | None) -> View | None:
+    if intrinsics is None:
+        return None
+    return View(Intrinsics(**intrinsics), arrays[f"{key}_rotation"], arrays[f"{key}_position"])
 
 
 def _report(raw: dict) -> Report:
     raw = dict(raw)
     raw["model"] = raw["model"] and ModelRun(**raw["model"])
-    raw["camera"] = raw["camera"] and CameraReport(**raw["camera"])
+    if raw["camera"]:
+        point = raw["camera"].get("crop_principal_point")
+        raw["camera"] = CameraReport(**{**raw["camera"], "crop_principal_point": point and tuple(point)})
     raw["grid"] = raw["grid"] and tuple(raw["grid"])
+    raw["depth_edges"] = raw["depth_edges"] and DepthEdgesReport(**raw["depth_edges"])
+    raw["generation"] = raw["generation"] and GenerationReport(**raw["generation"])
+    raw["preparation"] = [PreparationStep(**step) for step in raw["preparation"]]
     return Report(**{f.name: raw[f.name] for f in fields(Report)})

@@ -8,16 +8,30 @@ from __future__ import annotations
 
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..inference.generate.backend import MORE_VIEWS
 from ..inference.settings import MeshSettings, blender_value, from_blender, options, value_kind
 
 # File paths picked in Blender may be relative to the .blend ("//"): they are made absolute before use.
 PATH_OPTIONS = {"PATH_SUPPORTS_BLEND_RELATIVE"}
-_UNITS = {"metres": {"unit": "LENGTH"}, "pixels": {"subtype": "PIXEL"}}
+_UNITS = {"metres": {"unit": "LENGTH"}, "pixels": {"subtype": "PIXEL"}, "percent": {"subtype": "PERCENTAGE"}}
 
 
 def blender_properties(settings_class) -> dict:
     """Fresh property declarations (one set per class that uses them) for every setting shown in Blender."""
     return {name: _property(default, opt) for name, default, opt in options(settings_class) if "blender" in opt.shown_in}
+
+
+def view_properties() -> dict:
+    """Fresh declarations of a multi-view generator's other photos: left_photo, back_photo, right_photo."""
+    return {f"{tag}_photo": StringProperty(
+        name=f"{tag.title()} Photo", subtype="FILE_PATH", options=PATH_OPTIONS,
+        description=f"The object seen from its {tag} (for a multi-view generator), at about the front photo's distance",
+    ) for tag in MORE_VIEWS}
+
+
+# What a run is made from besides the photo: every setting shown in Blender, the depth map, the more photos.
+SETTING_NAMES = [*(name for name, _, opt in options(MeshSettings) if "blender" in opt.shown_in), "depth_path",
+                 *(f"{tag}_photo" for tag in MORE_VIEWS)]
 
 
 def _property(default, opt):

@@ -2,12 +2,14 @@
 
 import bpy
 
-from .sidebar import VIEW3D_PT_image_to_mesh
+from .sidebar import PANELS
 
 
 def register():
-    bpy.utils.register_class(VIEW3D_PT_image_to_mesh)
+    for panel in PANELS:
+        bpy.utils.register_class(panel)
 
 
 def unregister():
-    bpy.utils.unregister_class(VIEW3D_PT_image_to_mesh)
+    for panel in reversed(PANELS):
+        bpy.utils.unregister_class(panel)

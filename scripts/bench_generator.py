@@ -26,7 +26,7 @@ Derived:
                  top-k attention being cheaper than the plain attention measured; then surface, budget and UV
   photo -> mesh  conditioning + steps x step + vae + decode, at each model's default settings
 
-    .cache/generator-env/bin/python scripts/bench_generator.py [--steps 2] [--chunks 8000] [--faces 40000]
+    .cache/generator-env/bin/python scripts/bench_generator.py [--steps 2] [--chunks 8000] [--faces 50000]
         [--skip-networks]
 """
 
@@ -50,6 +50,8 @@ from hy3dgen.shapegen.models.autoencoders import FlashVDMVolumeDecoding, MCSurfa
 from hy3dgen.shapegen.pipelines import instantiate_from_config  # noqa: E402
 from make_tiny_hunyuan import MINI, pipeline_config  # noqa: E402
 from PIL import Image  # noqa: E402
+from shape_output import uv_atlas  # noqa: E402
+from shape_settings import ShapeSettings  # noqa: E402
 
 RESOLUTIONS = (128, 256, 380)
 
@@ -157,7 +159,7 @@ def surface_seconds(grid: torch.Tensor, resolution: int, budget: int) -> tuple[f
     mesh = DegenerateFaceRemover()(FloaterRemover()(hunyuan.mesh_from_surface(surface)))
     cleaned, faces = time.perf_counter(), len(mesh.faces)
     mesh = FaceReducer()(mesh, max_facenum=budget)
-    hunyuan.uv_atlas(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32))
+    uv_atlas(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32))
     return cleaned - start, faces, time.perf_counter() - cleaned
 
 
@@ -165,7 +167,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2, help="diffusion steps to time (per model)")
     parser.add_argument("--chunks", type=int, default=8000, help="query points per decoder call (num_chunks)")
-    parser.add_argument("--faces", type=int, default=40000, help="face budget before UVs (hy3dgen's default)")
+    parser.add_argument("--faces", type=int, default=ShapeSettings.target_faces,
+                        help="face budget before UVs (the default of --method generate)")
     parser.add_argument("--skip-networks", action="store_true", help="only the surface stages (no network timing)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; Hunyuan3D-2mini architecture, random "

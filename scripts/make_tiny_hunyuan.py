@@ -9,7 +9,8 @@ Run with the generator environment's Python (it needs torch and hy3dgen):
     .cache/generator-env/bin/python scripts/make_tiny_hunyuan.py OUT_FOLDER
 writes OUT_FOLDER/hunyuan3d-dit-v2-mini-tiny (flow matching with classifier-free guidance, like 2mini),
 OUT_FOLDER/hunyuan3d-dit-v2-mini-tiny-turbo (guidance-distilled, the consistency scheduler, like 2mini-turbo) and
-OUT_FOLDER/hunyuan3d-vae-v2-mini-tiny (a VAE folder, like the turbo VAE).
+OUT_FOLDER/hunyuan3d-vae-v2-mini-tiny (a VAE folder, like the turbo VAE) and OUT_FOLDER/hunyuan3d-dit-v2-mv-tiny
+(multi-view: a view-aware DINOv2 encoder and preprocessor, like Hunyuan3D-2mv).
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def vae_params(size: dict) -> dict:
             **size["vae"]}
 
 
-def pipeline_config(size: dict, distilled: bool = False, turbo: bool = False) -> dict:
+def pipeline_config(size: dict, distilled: bool = False, turbo: bool = False, multiview: bool = False) -> dict:
     """hy3dgen's config.yaml for a DiT folder. distilled: guidance-embedded (the -fast and -turbo DiTs);
-    turbo: the consistency scheduler the -turbo DiT samples with in a few steps."""
+    turbo: the consistency scheduler the -turbo DiT samples with in a few steps; multiview: Hunyuan3D-2mv's
+    encoder (a view embedding for each of front, left, back, right) and preprocessor (a dict of views)."""
     dit, dino = size["dit"], size["dino"]
     scheduler = "ConsistencyFlowMatchEulerDiscreteScheduler" if turbo else "FlowMatchEulerDiscreteScheduler"
+    encoder, processor = ("DinoImageEncoderMV", "MVImageProcessorV2") if multiview else \
+        ("DinoImageEncoder", "ImageProcessorV2")
     return {
         "model": {"target": "hy3dgen.shapegen.models.Hunyuan3DDiT", "params": {
             "in_channels": size["vae"]["embed_dim"], "context_in_dim": dino["hidden_size"], "mlp_ratio": 4.0,
@@ -63,13 +67,14 @@ def pipeline_config(size: dict, distilled: bool = False, turbo: bool = False) ->
             "guidance_embed": distilled, **dit}},
         "vae": {"target": "hy3dgen.shapegen.models.ShapeVAE", "params": vae_params(size)},
         "conditioner": {"target": "hy3dgen.shapegen.models.SingleImageEncoder", "params": {"main_image_encoder": {
-            "type": "DinoImageEncoder", "kwargs": {"image_size": size["image_size"], "use_cls_token": True, "config": {
+            "type": encoder, "kwargs": {"image_size": size["image_size"], "use_cls_token": True,
+                                        **({"view_num": 4} if multiview else {}), "config": {
                 "model_type": "dinov2", "image_size": 518, "patch_size": 14, "num_channels": 3, "mlp_ratio": 4,
                 "hidden_act": "gelu", "layer_norm_eps": 1e-6, "layerscale_value": 1.0, "qkv_bias": True,
                 "drop_path_rate": 0.0, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, **dino}}}}},
         "scheduler": {"target": f"hy3dgen.shapegen.schedulers.{scheduler}",
                       "params": {"num_train_timesteps": 1000, **({"pcm_timesteps": 100} if turbo else {})}},
-        "image_processor": {"target": "hy3dgen.shapegen.preprocessors.ImageProcessorV2",
+        "image_processor": {"target": f"hy3dgen.shapegen.preprocessors.{processor}",
                             "params": {"size": 512, "border_ratio": 0.15}},
     }
 
@@ -113,6 +118,8 @@ def make_tiny(out: Path, turbo: bool = False) -> tuple[Path, Path | None]:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    for path in (*make_tiny(Path(sys.argv[1])), *make_tiny(Path(sys.argv[1]), turbo=True)):
+    out = Path(sys.argv[1])
+    for path in (*make_tiny(out), *make_tiny(out, turbo=True),
+                 write_model(out / "hunyuan3d-dit-v2-mv-tiny", pipeline_config(TINY, multiview=True))):
         if path:
             print(path)

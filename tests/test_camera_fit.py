@@ -14,7 +14,7 @@ from bpy_extras.object_utils import world_to_camera_view
 from PIL import Image
 
 from image_to_mesh.inference.errors import InputError
-from image_to_mesh.inference.objects.camera_fit import fit_camera, fit_views
+from image_to_mesh.inference.objects.camera_fit import fit_camera, fit_views, generator_view, refine_camera
 from image_to_mesh.inference.objects.rasterise import coverage, rasterise, render_depth, render_silhouette
 from image_to_mesh.inference.geometry.view import intrinsics_from_fov, look_at, orbit_view, view_from_fov
 
@@ -223,6 +223,35 @@ def test_fit_views_recovers_every_camera_of_a_product_shoot():
         assert_recovered(views[name], truth[name], ious[name], verts, angles=False)
         assert reports[name]["iou"] == ious[name]
     assert views["left"].position[0] > 0  # the left shot is taken from the object's +X side
+
+
+@pytest.mark.parametrize("square, before, after", [((270, 120, 360), 0.97, 0.98), ((330, 150, 360), 0.95, 0.97)])
+def test_triposr_input_view_puts_the_object_on_the_photo_before_any_fit(square, before, after):
+    # An object reconstructed in TripoSR's frame, its photo taken with the camera TripoSR assumes (a subject in the
+    # middle of the photo, then one off-centre): the input view alone lines it up; the refinement improves it.
+    verts, faces = suzanne(2)
+    verts = verts - box_centre(verts)
+    verts, mask, square = object_meshes.triposr_photo(verts, faces, (900, 600), square)
+    start = generator_view(square, 1.9, 40.0, (900, 600))
+    assert start.project(np.zeros((1, 3)))[0][0] == pytest.approx(np.add(square[:2], square[2] / 2), abs=0.01)
+    view, iou, report = refine_camera(verts, faces, mask, start, turn_deg=10.0)
+    assert report["initial_iou"] > before and iou >= report["initial_iou"] and iou > after
+    assert abs(view.yaw_deg - start.yaw_deg) < 5 and abs(view.elevation_deg - start.elevation_deg) < 5
+    assert view.fov_deg == pytest.approx(start.fov_deg) and abs(report["moved_from_start"]["scale"] - 1) < 0.02
+
+
+def test_refining_a_generator_view_moves_only_scale_and_offset():
+    # A start 12 % too small and 20 px off: the fit finds the photo's camera; pose and field of view stay.
+    verts, faces = object_meshes.toy()
+    true, mask = photo_mask(verts, faces, 480, 360, 40.0, 0.0, 0.0, 3.0, (25, -10))
+    off = orbit_view(true.intrinsics, 0.0, 0.0, 3.0 / 0.88, box_centre(verts), (45, -25))
+    view, iou, report = refine_camera(verts, faces, mask, off)
+    assert report["initial_iou"] < 0.8 and iou > 0.98
+    assert abs(report["moved_from_start"]["scale"] - 1 / 0.88) < 0.01
+    assert_recovered(view, true, iou, verts)
+    # A known field of view replaces the start's; the apparent size is kept, the perspective changes.
+    wide, _, wide_report = refine_camera(verts, faces, mask, off, fov_deg=60.0)
+    assert wide.fov_deg == pytest.approx(60.0) and wide_report["initial_iou"] < 0.8
 
 
 def test_fit_explains_unusable_input_in_one_sentence():

@@ -345,3 +345,17 @@ BAD_USAGE = {
 @pytest.mark.parametrize("case", BAD_USAGE, ids=list(BAD_USAGE))
 def test_bad_usage_exits_2_with_one_sentence_and_writes_nothing(photos, case):
     assert_cli_rejects(photos, *BAD_USAGE[case])
+
+
+def test_help_lists_every_option(capsys):
+    import cli
+    from image_to_mesh.inference.settings import MeshSettings, RuntimeSettings, cli_flags, options
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.parse_args(["--help"])
+    assert stopped.value.code == 0
+    text = capsys.readouterr().out
+    for name, _, opt in [*options(MeshSettings), *options(RuntimeSettings)]:
+        if "cli" in opt.shown_in:
+            assert all(flag in text for flag in cli_flags(name, opt)), name
+    assert "10 % of the width" in " ".join(text.split())  # help with a per cent sign prints as written

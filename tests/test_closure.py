@@ -69,7 +69,9 @@ SHAPES = {
 
 
 def front_of(mask, depth):
-    grid = depth_to_grid_mesh(depth, CAMERA, resolution=SIZE, mask=mask)
+    # Without occlusion fill, as the pipeline meshes a front it will close (the closed back replaces it), and
+    # cut by the slope limit alone, so each shape's topology (its Euler characteristic) is fixed here.
+    grid = depth_to_grid_mesh(depth, CAMERA, resolution=SIZE, mask=mask, occlusion_fill_px=0, snap_edges=False)
     assert len(grid.quads) + len(grid.triangles) > 0
     return grid
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import FAST, GENERATOR_ENV, ROOT
 from image_to_mesh.inference.errors import InputError
 from image_to_mesh.inference.generate.shape_models import local_model_folders, model_folders, shape_request
 from image_to_mesh.inference.generate.worker_client import GenerationCancelled, GeneratorWorker, ShapeRequest
@@ -43,48 +43,12 @@ from PIL import Image
 # The worker runs in its own Python, whatever Blender line the suite runs in: .ci/run runs these once.
 pytestmark = pytest.mark.generator
 
-GENERATOR_ENV = ROOT / ".cache" / "generator-env"
-FAST = dict(steps=2, octree_resolution=64, seed=3)  # seconds per run on a CPU with the tiny models
-
-
-@pytest.fixture(scope="session")
-def generator_env():
-    python = subprocess.run([str(ROOT / "scripts" / "find_python.sh"), "3.11"], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    return ensure_environment(GENERATOR_ENV, "cpu", python)
-
-
 def run_in_env(env: WorkerEnvironment, code: str, *args) -> str:
     """A script run by the generator environment's Python, with the worker's folder importable."""
     run = subprocess.run([str(env.python), "-I", "-c", code, str(ROOT / "inference" / "generate"), *map(str, args)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
-
-
-@pytest.fixture(scope="session")
-def tiny_models(generator_env, tmp_path_factory):
-    """Two tiny models in a repository's layout: hunyuan3d-dit-v2-mini-tiny (flow matching, classifier-free
-    guidance), and a turbo one (guidance-distilled, consistency scheduler) with its own VAE folder."""
-    out = tmp_path_factory.mktemp("tiny-hunyuan")
-    run = subprocess.run([str(generator_env.python), str(ROOT / "scripts" / "make_tiny_hunyuan.py"), str(out)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return out
-
-
-@pytest.fixture(scope="session")
-def subject_png(tmp_path_factory):
-    """scikit-image's coffee photo, its cup cut out by an elliptical alpha mask (the caller's mask step)."""
-    from skimage import data
-
-    rgb = data.coffee()
-    h, w = rgb.shape[:2]
-    yy, xx = np.mgrid[:h, :w]
-    alpha = ((((xx - 0.45 * w) / (0.3 * w)) ** 2 + ((yy - 0.45 * h) / (0.35 * h)) ** 2) < 1) * 255
-    path = tmp_path_factory.mktemp("photos") / "cup.png"
-    Image.fromarray(np.dstack([rgb, alpha]).astype(np.uint8), "RGBA").save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +255,14 @@ def test_a_cancelled_set_up_leaves_nothing(generator_env, tmp_path):
     folder = tmp_path / "generator-env"
     cancel = threading.Event()
     cancel.set()  # Esc at once: the virtual environment's creation is killed, then everything is removed
-    with pytest.raises(SetupCancelled, match="cancelled; nothing was kept"):
-        create_environment(folder, "cpu", probe_base_python(generator_env.python).path, cancel=cancel)
+    base = probe_base_python(generator_env.python).path
+    if shutil.disk_usage(tmp_path).free / 1e6 < setup_plan(folder, "cpu", base).installed_mb * 1.5:
+        # A disk too small for the environment (CI's /tmp can be) is refused first, before anything is made.
+        with pytest.raises(InputError, match=r"^Object generation needs about \d+\.\d GB free next to .*, and "):
+            create_environment(folder, "cpu", base, cancel=cancel)
+    else:
+        with pytest.raises(SetupCancelled, match="cancelled; nothing was kept"):
+            create_environment(folder, "cpu", base, cancel=cancel)
     assert not folder.exists()
 
 
@@ -391,8 +361,10 @@ print(float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).
 
 
 def test_object_cards_describe_hunyuan3d_2_models():
-    cards = task_cards("object")
-    assert list(cards) == ["hunyuan3d-2mini", "hunyuan3d-2mini-turbo", "hunyuan3d-2mini-fast", "hunyuan3d-2"]
+    cards = {key: card for key, card in task_cards("object").items() if card.generator.family == "hunyuan3d-2"}
+    assert list(cards) == ["hunyuan3d-2mini", "hunyuan3d-2mini-turbo", "hunyuan3d-2mini-fast", "hunyuan3d-2",
+                           "hunyuan3d-2mv", "hunyuan3d-2mv-turbo", "hunyuan3d-2mv-fast"]
+    assert [c.generator.multiview for c in cards.values()] == [False] * 4 + [True] * 3
     for card in cards.values():
         spec = card.generator
         assert card.runtime == "torch-worker" and card.output_kind == "mesh" and card.input is None

@@ -103,23 +103,27 @@ def step_scene(ramp_px=0, near=2.0, far=5.0, size=(200, 300)):
 
 @pytest.mark.parametrize("ramp_px", [0, 2, 6])
 def test_no_face_bridges_a_depth_jump_or_its_flying_pixel_ramp(ramp_px):
-    # A 6-pixel ramp at this focal length is ~1 degree of view: steeper than any real surface the
-    # threshold keeps. Nothing of it may stay but a lip of at most one allowed step at either end, while
-    # both planes stay whole up to it.
+    # A 6-pixel ramp at this focal length is ~1 degree of view: steeper than any real surface. Nothing of it
+    # may stay but a lip of at most one allowed step at either end, while both planes stay whole up to it.
     depth = step_scene(ramp_px)
     camera = Intrinsics(300, 200, 320.0)
     grid = depth_to_grid_mesh(depth, camera, resolution=300)
-    z = -grid.vertices[:, 2]
+    front = slice(0, grid.fill_start)
+    z = -grid.vertices[front, 2]
     one_step = math.exp(math.sqrt(2) / 320 * math.tan(math.radians(87)))
     assert not ((z > 2.0 * one_step) & (z < 5.0 / one_step)).any()
     assert max_depth_ratio(grid) < one_step
-    cols = grid.grid_index % 300
+    cols = grid.grid_index[front] % 300
     ramp_start, ramp_end = 150 - ramp_px / 2, 150 + ramp_px / 2
     assert (z[cols < ramp_start] < 2.001).all() and (z[cols > ramp_end] > 4.99).all()
     kept_columns = np.unique(cols)
     assert np.isin(np.arange(int(ramp_start) - 1), kept_columns).all()
     assert np.isin(np.arange(int(ramp_end) + 1, 300), kept_columns).all()
     assert len(grid.quads) >= 199 * (299 - ramp_px - 3)
+    # The far plane continues behind the near one's edge (the occlusion fill), on the far plane.
+    fill_z = -grid.vertices[grid.fill_start :, 2]
+    assert len(fill_z) >= 199 and np.allclose(fill_z, 5.0, rtol=1e-3)
+    assert (grid.grid_index[grid.fill_start :] % 300 <= ramp_end).all()
 
 
 def test_edge_threshold_of_90_degrees_keeps_every_face():

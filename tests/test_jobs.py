@@ -94,6 +94,7 @@ def test_worker_process_meshes_a_photo_into_the_same_record(tmp_path, motorcycle
     np.testing.assert_array_equal(record.quads, here.quads)
     np.testing.assert_array_equal(record.texture.rgb, here.texture.rgb)
     assert record.camera.intrinsics == here.camera.intrinsics and record.report.grid == here.report.grid
+    assert record.report.depth_edges == here.report.depth_edges
     assert [f.name for f in (tmp_path / "out").iterdir()] == ["record.npz"]
 
 

@@ -113,7 +113,7 @@ def test_finish_keeps_decimate_live_or_applies_it(empty_scene, motorcycle_files)
     obj = the_mesh(empty_scene)
     assert [m.type for m in obj.modifiers] == ["SMOOTH", "DECIMATE"]
     triangles = sum(len(p.vertices) - 2 for p in obj.data.polygons)
-    assert obj.modifiers["Decimate"].ratio == pytest.approx(5000 / triangles)
+    assert obj.modifiers["Decimate (Image to Mesh)"].ratio == pytest.approx(5000 / triangles)
 
     bpy.ops.wm.read_homefile(use_empty=True)
     generate(photo_path=str(photo), method="depth-map", depth_path=str(depth), resolution=200,

@@ -27,13 +27,14 @@ class RunningOperator:
     """An operator as Blender holds it while it runs: its properties and its reports; the methods are the
     operator class's own, so every line that runs is the add-on's."""
 
-    def __init__(self):
+    def __init__(self, operator=OPERATOR):
         object.__setattr__(self, "reports", [])
+        object.__setattr__(self, "operator", operator)
 
     @property
     def properties(self):
         # Fetched each time: a pointer kept across loading a file would point into the old window manager.
-        return bpy.context.window_manager.operator_properties_last(OPERATOR.bl_idname)
+        return bpy.context.window_manager.operator_properties_last(self.operator.bl_idname)
 
     def forget(self):
         """No property set: a fresh operator."""
@@ -44,7 +45,7 @@ class RunningOperator:
         self.reports.append((next(iter(kind)), message))
 
     def __getattr__(self, name):
-        member = vars(OPERATOR).get(name)
+        member = next((vars(cls)[name] for cls in self.operator.__mro__ if name in vars(cls)), None)
         if callable(member):
             return types.MethodType(member, self)
         return getattr(self.properties, name)  # a property of the operator, through Blender's RNA
@@ -70,7 +71,9 @@ def photo(tmp_path_factory):
     """A smooth 160 x 120 photo (a depth model sees one continuous surface in it, so every pixel keeps its
     vertex), and its depth map (2 m). One file for the module: the sidebar checks a photo once."""
     v, u = np.mgrid[:120, :160]
-    rgb = np.stack([u * 255 // 160, v * 255 // 120, np.full_like(u, 90)], axis=-1).astype(np.uint8)
+    # Whole grey levels per pixel: a ramp stretched over 0..255 climbs in uneven steps, a staircase whose
+    # irregular steps the depth-edge rule may cut.
+    rgb = np.stack([u, 2 * v, np.full_like(u, 90)], axis=-1).astype(np.uint8)
     folder = tmp_path_factory.mktemp("sidebar")
     Image.fromarray(rgb).save(folder / "photo.png")
     np.save(folder / "photo_depth.npy", np.full((120, 160), 2.0, np.float32))
@@ -206,6 +209,23 @@ def test_adjust_last_operation_rebuilds_once_with_the_edited_setting(empty_scene
     assert mesh.name == "photo" and len(mesh.data.vertices) == 80 * 60  # rebuilt with the edited resolution
     assert np.degrees(camera.data.angle_x) == pytest.approx(40.0, abs=1e-4)  # and the edited field of view
     assert bpy.context.scene.image_to_mesh.resolution == 40  # the sidebar keeps its own value
+
+
+def test_the_sidebar_prepares_the_photo_and_says_what_it_did(empty_scene, operator, photo):
+    settings = empty_scene.image_to_mesh
+    settings.photo_path, settings.depth_path = str(photo), str(photo.with_name("photo_depth.npy"))
+    settings.method, settings.resolution = "depth-map", 40
+    settings.upscale, settings.white_balance, settings.auto_exposure = "2", "auto", True
+
+    click(operator)
+    assert timer_until_done(operator) == {"FINISHED"}
+    (mesh,) = [o for o in bpy.data.objects if o.type == "MESH"]
+    (camera,) = [o for o in bpy.data.objects if o.type == "CAMERA"]
+    texture = next(n for n in mesh.active_material.node_tree.nodes if n.type == "TEX_IMAGE").image
+    assert tuple(texture.size) == (320, 240)  # upscaled twice (bicubic: no model in this scene's folder)
+    assert len(mesh.data.vertices) == 40 * 30 and camera.data.background_images[0].image == texture
+    infos = [message for kind, message in operator.reports if kind == "INFO"]
+    assert [m.split(" ")[1] for m in infos[1:]] == ["white", "exposure", "upscaled"]
 
 
 def test_every_setting_is_shown_in_the_redo_panel():

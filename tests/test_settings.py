@@ -13,9 +13,11 @@ from image_to_mesh.operators.properties import blender_properties, settings_from
 from test_blender import draw_panel
 
 SIDEBAR_STATES = [  # together these show every setting the sidebar has
-    {"method": "model", "model": "depth-anything-v2-base", "closure": "solidify", "mask": "auto"},
-    {"method": "depth-map", "depth_path": "/tmp/d.exr", "depth_kind": "relative-depth"},
+    {"method": "model", "model": "depth-anything-v2-base", "closure": "solidify", "mask": "auto", "upscale": "auto",
+     "remesh": "voxel"},
+    {"method": "depth-map", "depth_path": "/tmp/d.exr", "depth_kind": "relative-depth", "closure": "none"},
     {"method": "depth-map", "depth_path": "/tmp/d.exr", "depth_kind": "metric"},
+    {"method": "generate", "closure": "none"},
 ]
 
 
@@ -68,6 +70,8 @@ def test_automatic_numbers_are_zero_in_blender_and_none_in_the_settings(empty_sc
     settings.fov, settings.height = 0.0, 0.25
     converted = settings_from(settings)
     assert converted.fov is None and converted.height == 0.25 and converted.width is None
+    settings.occlusion_fill = 0.0  # not automatic (its default is a number): 0 turns the fill off
+    assert settings_from(settings).occlusion_fill == 0.0
 
 
 def test_a_new_setting_is_one_declaration():

@@ -105,6 +105,46 @@ def test_vertex_colours_follow_the_texture(cube_bake):
     assert np.abs(colours[front, :3] - np.array(SHOTS[0.0]) / 255.0).max() < 1 / 255
 
 
+def test_a_generators_own_colours_show_where_no_photo_sees_without_a_seam():
+    # TripoSR gives a colour per vertex, its view of the photo's colours: here a gradient over the cube, which the
+    # photo of the front shows brighter (another exposure). The back, which no photo sees, shows the generator's
+    # gradient shifted by the photo's difference from it, so photo and generator colours meet without a seam;
+    # without those colours the back is a diffusion of the front's.
+    verts, faces, uvs, side_of_face = object_meshes.chart_cube(cells=8)
+
+    def gradient(points):  # linear in position: exact at each texel's surface point
+        return np.clip(0.45 + 0.25 * points[:, [0, 1, 0]] * [1, 1, -1], 0, 1)
+
+    view = view_from_fov(320, 240, 40.0, 0.0, 0.0, 4.0)
+    shown, mask = render_attribute(view, verts, faces, gradient(verts).astype(np.float32))
+    photo = np.full((240, 320, 3), BACKGROUND, np.uint8)
+    photo[mask] = np.round(shown[mask] * 255 + 30)
+    own = bake(verts, faces, uvs, [(view, photo, mask)], 256, fallback_colours=gradient(verts))
+    plain = bake(verts, faces, uvs, [(view, photo, mask)], 256)
+    sides = texel_sides(uvs, faces, side_of_face, 256)
+    front, back = sides == SIDES.index("+Z"), sides == SIDES.index("-Z")
+    np.testing.assert_array_equal(own.texture[front & own.seen], plain.texture[front & plain.seen])
+    assert own.report["unseen_from"] == "the generator's colours" and not own.seen[back].any()
+    xy = np.stack([uvs[:, 0] * 256, (1 - uvs[:, 1]) * 256], axis=1)
+    atlas = rasterise(xy, np.ones(len(uvs)), faces, (256, 256), perspective=False)
+    points = fragments(atlas, xy, faces).interpolate(faces, verts.astype(np.float32))
+    expected = gradient(points) * 255
+    inside = (cv2.erode(back.astype(np.uint8), np.ones((9, 9))) > 0)[atlas.mask]
+    shift = own.texture[atlas.mask][inside].astype(float) - expected[inside]
+    assert expected[inside].std(axis=0).min() > 15  # the gradient varies across the back ...
+    assert np.abs(shift - 30).max() < 4  # ... and shows there, moved by the photo's exposure
+    plain_shift = plain.texture[atlas.mask][inside].astype(float) - expected[inside]
+    assert np.abs(plain_shift - 30).max() > 20  # the photo's colours alone cannot know the back
+    # Past the front's edges (the sides next to it, which the photo sees too obliquely to sample) the texture
+    # goes on as the front's: no seam between photo and generator colours.
+    around = np.isin(sides[atlas.mask], [SIDES.index(s) for s in ("+X", "-X", "+Y", "-Y")])
+    border = around & (points[:, 2] > verts[:, 2].max() - 0.1)
+    assert border.sum() > 100
+    assert np.abs(own.texture[atlas.mask][border].astype(float) - expected[border] - 30).max() < 6
+    with pytest.raises(InputError, match="one RGB triple per vertex"):
+        bake(verts, faces, uvs, [(view, photo, mask)], 64, fallback_colours=gradient(verts)[:-1])
+
+
 @pytest.fixture(scope="module")
 def suzanne_with_atlas():
     """Blender's Suzanne, subdivided, unwrapped by Blender's Smart UV Project (45 degrees: an atlas that

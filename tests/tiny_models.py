@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 OPSET = [helper.make_opsetid("", 18)]
 
@@ -135,7 +135,6 @@ def slow_depth(path: Path, steps: int = 100_000, side: int = 768) -> Path:
     minutes to hours (about 8 ms a step), in constant memory, so it can be cancelled midway. The loop starts
     from the input, so no optimiser can fold it away at load time, and contributes 0: depth = mean over
     channels + 3."""
-    from onnx import numpy_helper
 
     matrix = (np.random.default_rng(0).standard_normal((side, side)) / np.sqrt(side)).astype(np.float32)
     body = helper.make_graph(
@@ -168,5 +167,37 @@ def slow_depth(path: Path, steps: int = 100_000, side: int = 768) -> Path:
         _topological(nodes), "slow_depth",
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, "height", "width"])],
         [helper.make_tensor_value_info("predicted_depth", TensorProto.FLOAT, [1, "height", "width"])],
+    )
+    return _save(graph, path)
+
+
+def compact_upscaler(path: Path, static_side: int | None = None, seed: int = 0) -> Path:
+    """Real-ESRGAN general x4v3 contract (SRVGGNet compact, Qualcomm's export): image (1, 3, H, W) RGB in 0..1
+    -> upscaled_image (1, 3, 4H, 4W) in 0..1. The real network's shape in small: 3x3 convolutions with a PReLU
+    between them, a pixel shuffle (DepthToSpace 4) and the input's nearest-neighbour 4x upsampling added.
+    Fixed random weights (small: the output stays near the input), so tiles must reproduce a whole-image run."""
+    rng = np.random.default_rng(seed)
+    spatial = [static_side, static_side] if static_side else ["height", "width"]
+    out_spatial = [4 * static_side, 4 * static_side] if static_side else ["out_height", "out_width"]
+    weights = {
+        "w1": rng.normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32), "b1": np.zeros(8, np.float32),
+        "slope": np.full((8, 1, 1), 0.25, np.float32),
+        "w2": rng.normal(0, 0.02, (48, 8, 3, 3)).astype(np.float32), "b2": np.zeros(48, np.float32),
+        "scales": np.array([1, 1, 4, 4], np.float32),
+    }
+    nodes = [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name + "_value"))
+             for name, value in weights.items()]
+    nodes += [
+        helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("PRelu", ["c1", "slope"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("DepthToSpace", ["c2"], ["detail"], blocksize=4, mode="DCR"),
+        helper.make_node("Resize", ["image", "", "scales"], ["base"], mode="nearest"),
+        helper.make_node("Add", ["base", "detail"], ["upscaled_image"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "compact_upscaler",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, *spatial])],
+        [helper.make_tensor_value_info("upscaled_image", TensorProto.FLOAT, [1, 3, *out_spatial])],
     )
     return _save(graph, path)

@@ -48,15 +48,10 @@ def model_input_size(card: ModelCard, photo_size: tuple[int, int], static: tuple
     return _multiple_of_14(w * scale, side), _multiple_of_14(h * scale, side)
 
 
-def predict_depth(
-    session: ort.InferenceSession,
-    card: ModelCard,
-    photo: Photo,
-    size: tuple[int, int],
-    fov_x_deg: float | None = None,
-    cancel: CancelToken | None = None,
-) -> DepthPrediction:
-    """Run the model on `photo` and return its depth at `size` (width, height), edge-aware upsampled."""
+def model_outputs(session: ort.InferenceSession, card: ModelCard, photo: Photo,
+                  cancel: CancelToken | None = None) -> dict[str, np.ndarray]:
+    """The model's raw outputs for `photo`, by output name, and "input_size": the (width, height) it was fed.
+    What depends on the model alone: a cache keeps these, so meshing at another size runs no model."""
     inputs = session.get_inputs()
     static = _static_spatial(inputs[0].shape)
     width, height = model_input_size(card, photo.size, static)
@@ -70,9 +65,15 @@ def predict_depth(
         raise
     except Exception as err:  # ONNX Runtime's own error types: a graph that does not match its card
         raise InputError(f"The model '{card.name}' could not run on this photo ({str(err).splitlines()[0][:200]}).") from err
+    return {**outputs, "input_size": np.array([width, height])}
 
+
+def prediction_from(outputs: dict[str, np.ndarray], card: ModelCard, photo: Photo, size: tuple[int, int],
+                    fov_x_deg: float | None = None) -> DepthPrediction:
+    """The depth at `size` (width, height), edge-aware upsampled, from the model's outputs (model_outputs)."""
     if card.output_kind == "affine-points":
         return _from_affine_points(outputs, photo, size, fov_x_deg)
+    names = [name for name in outputs if name != "input_size"]
     depth = np.squeeze(outputs[names[0]]).astype(np.float32)
     if depth.ndim != 2:
         raise InputError(f"The model '{card.name}' returned depth of shape {depth.shape}, not an image.")
@@ -84,7 +85,7 @@ def predict_depth(
     focal = None
     if card.output_kind == "metric-depth-focal":
         # The focal length is in pixels of the model's input, which spans the photo's full width.
-        focal = float(np.ravel(outputs[names[1]])[0]) * photo.source_size[0] / width
+        focal = float(np.ravel(outputs[names[1]])[0]) * photo.source_size[0] / float(outputs["input_size"][0])
     return DepthPrediction(metric, "metric", focal, None, None)
 
 

@@ -26,17 +26,16 @@ hy3dgen's traps, and what this module does about each:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import trimesh
-import xatlas
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from shape_output import GenerationError, Progress, Shape, finished_shape, load_subject
 from shape_settings import ShapeSettings  # sibling modules: the worker runs from this folder
 from torchvision_stand_in import import_hy3dgen
 
@@ -48,25 +47,12 @@ from hy3dgen.shapegen import (  # noqa: E402
     Hunyuan3DDiTFlowMatchingPipeline,
 )
 from hy3dgen.shapegen.models.autoencoders import MCSurfaceExtractor, ShapeVAE  # noqa: E402
+from hy3dgen.shapegen.preprocessors import MVImageProcessorV2  # noqa: E402
 
 CONFIG = "config.yaml"
 CHECKPOINT = "model.fp16.safetensors"
 BOX = 1.01  # hy3dgen decodes the cube [-1.01, 1.01]^3
 MC_LEVEL = 0.0  # the flow-matching pipeline's iso-level
-
-Progress = Callable[[str, int, int], None]  # (stage, step done, steps)
-
-
-class GenerationError(Exception):
-    """Something the user can act on, as one sentence."""
-
-
-@dataclass
-class Shape:
-    vertices: np.ndarray  # (N, 3) float32
-    faces: np.ndarray  # (F, 3) int32
-    uvs: np.ndarray | None  # (N, 2) float32 in [0, 1], per vertex (after xatlas's seam splits)
-    report: dict
 
 
 def dtype_for(device: str) -> torch.dtype:
@@ -141,25 +127,19 @@ def _checked_config(folder: Path, pipeline: bool) -> dict:
 # --- generating ------------------------------------------------------------------------------------------------
 
 
-def load_subject(path: str | Path) -> Image.Image:
-    """The photo as RGBA; its alpha channel must mark the subject (background removed)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            image = image.convert("RGBA")
-    except (OSError, UnidentifiedImageError, ValueError):
-        raise GenerationError(f"Could not read the photo {path} as an image.") from None
-    if not has_alpha:
-        raise GenerationError(f"The photo {path} has no alpha channel: object generation needs the subject cut out "
-                              "(alpha = subject mask).")
-    ys, xs = np.nonzero(np.asarray(image)[..., 3])
-    if len(xs) == 0 or xs.max() == xs.min() or ys.max() == ys.min():
-        raise GenerationError(f"The subject mask (alpha channel) of {path} is empty: nothing to turn into an object.")
-    return image
+def conditioning_images(model: ShapeModel, front: str | Path, views: dict[str, str | Path]):
+    """What the pipeline is conditioned on: the front photo, or for a multi-view model {view tag: photo}."""
+    multiview = isinstance(model.pipeline.image_processor, MVImageProcessorV2)
+    if multiview and not views:
+        raise GenerationError("This is a multi-view model: give it the front photo and at least one more (left, back "
+                              "or right).")
+    if views and not multiview:
+        raise GenerationError("This model takes one photo: use a multi-view model (Hunyuan3D-2mv) for several.")
+    image = load_subject(front)
+    return {"front": image, **{tag: load_subject(path) for tag, path in views.items()}} if views else image
 
 
-def generate_shape(model: ShapeModel, image: Image.Image, settings: ShapeSettings,
+def generate_shape(model: ShapeModel, image: Image.Image | dict[str, Image.Image], settings: ShapeSettings,
                    progress: Progress = lambda stage, done, total: None) -> Shape:
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -214,31 +194,15 @@ def generate_shape(model: ShapeModel, image: Image.Image, settings: ShapeSetting
     if len(mesh.faces) == 0:
         raise GenerationError("Nothing was left of the generated shape after removing floating bits: try another "
                               "seed or photo.")
-    vertices = np.asarray(mesh.vertices, np.float32)
-    faces = np.asarray(mesh.faces, np.int32)
-    uvs = None
-    if settings.uv:
-        progress("uv", 0, 1)
-        vertices, faces, uvs = uv_atlas(vertices, faces)
-        progress("uv", 1, 1)
-        lap("uv")
-    report.update(vertices=len(vertices), faces=len(faces), seconds=seconds)
-    return Shape(vertices, faces, uvs, report)
+    report["seconds"] = seconds
+    return finished_shape(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32), settings.uv, report,
+                          progress)
 
 
 def mesh_from_surface(surface) -> trimesh.Trimesh:
     """hy3dgen's export: marching cubes' triangles reversed, which makes them counter-clockwise from outside (the
     field is positive inside), and duplicate vertices merged."""
     return trimesh.Trimesh(surface.mesh_v, np.ascontiguousarray(surface.mesh_f[:, ::-1]))
-
-
-def uv_atlas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xatlas's charts and packing: vertices split along seams, one UV per vertex in [0, 1].
-
-    The atlas has no up or down of its own; its coordinates are used as they come, (0, 0) at the bottom-left, and
-    whoever bakes a texture into it uses the same convention."""
-    mapping, new_faces, uvs = xatlas.parametrize(vertices, faces.astype(np.uint32))
-    return vertices[mapping], new_faces.astype(np.int32), uvs.astype(np.float32)
 
 
 def environment_report(device: str) -> dict:

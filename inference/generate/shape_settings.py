@@ -13,8 +13,8 @@ class ShapeSettings:
     octree_resolution: int = 256
     seed: int = 0
     num_chunks: int = 8000
-    # hy3dgen's FaceReducer default. 0 keeps every face, but xatlas then takes minutes past 100 k faces (50 k: 40 s,
-    # 200 k: 5 min, 440 k at octree 380: over 50 min on a 2-core CPU).
-    target_faces: int = 40000
+    # The face budget before the UV atlas. 0 keeps every face, but xatlas then takes minutes past 100 k faces
+    # (50 k: 40 s, 200 k: 5 min, 440 k at octree 380: over 50 min on a 2-core CPU).
+    target_faces: int = 50000
     remove_floaters: bool = True
     uv: bool = True

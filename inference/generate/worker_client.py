@@ -33,9 +33,9 @@ from ..runtime.processes import kill_process_tree, new_group
 from .shape_settings import ShapeSettings
 from .worker_env import SETUP_FIX, WorkerEnvironment
 
-PROTOCOL = 1  # worker_main.PROTOCOL: both sides check it
+PROTOCOL = 2  # worker_main.PROTOCOL: both sides check it (2: requests name their model family)
 WORKER_SCRIPT = Path(__file__).resolve().with_name("worker_main.py")
-READY_TIMEOUT_S = 120.0  # a cold start imports only the standard library: this is generous
+READY_TIMEOUT_S = 120.0  # a cold start imports numpy, PIL and xatlas, not torch (0.2 s here): this is generous
 
 
 class GenerationCancelled(InputError):
@@ -44,22 +44,30 @@ class GenerationCancelled(InputError):
 
 @dataclass(frozen=True, kw_only=True)
 class ShapeRequest(ShapeSettings):
-    """One photo -> one mesh. The model is a folder in Hunyuan3D-2's layout (config.yaml +
-    model.fp16.safetensors), plus the turbo VAE's folder for FlashVDM models."""
+    """One photo -> one mesh. `family` (a card's generator family) says which code runs the model folder:
+    "hunyuan3d-2": Hunyuan3D-2's layout (config.yaml + model.fp16.safetensors), plus the turbo VAE's folder for
+    FlashVDM models; "triposr": config.yaml + model.ckpt, whose SHA-256 must be `checkpoint_sha256`.
+    For TripoSR, octree_resolution is the marching-cubes grid's side and num_chunks the points per density query;
+    steps, guidance, seed, vae_folder and flashvdm do not apply."""
 
-    image: Path  # RGBA PNG: the photo with its background removed (alpha = subject mask)
-    dit_folder: Path
+    image: Path  # RGBA PNG: the photo with its background removed (alpha = subject mask); the front view
+    dit_folder: Path  # the model folder (Hunyuan3D-2: its DiT folder)
     vae_folder: Path | None = None
     flashvdm: bool = False
     device: str = "cpu"
+    # A multi-view model's other photos, RGBA like `image`: {"left" | "back" | "right": path}.
+    views: dict[str, Path] = field(default_factory=dict)
+    family: str = "hunyuan3d-2"
+    checkpoint_sha256: str = ""  # TripoSR: the checkpoint is hashed before it is read
 
     def params(self) -> dict:
-        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        return _plain(asdict(self))
 
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "load", "diffusion", "decode", "cleanup", "reduce", "uv"
+    stage: str  # "load", "diffusion", "decode", "cleanup", "reduce", "uv"; TripoSR: "triplane", "density",
+    # "surface", "colour"
     step: int
     steps: int
     seconds: float  # since the request began
@@ -67,12 +75,14 @@ class Progress:
 
 @dataclass
 class GeneratedMesh:
-    """In hy3dgen's frame: about [-1.01, 1.01]^3, +X right, +Y up, +Z towards the viewer of the photo."""
+    """+X right, +Y up, +Z towards the viewer of the photo: Hunyuan3D-2's about [-1.01, 1.01]^3, TripoSR's within
+    [-0.87, 0.87]^3 (its report's "input_view": the camera the photo was seen from, and the photo's square)."""
 
     vertices: np.ndarray  # (N, 3) float32
     faces: np.ndarray  # (F, 3) int32, counter-clockwise seen from outside
     uvs: np.ndarray | None  # (N, 2) float32 in [0, 1], (0, 0) bottom-left; None when not asked for
     report: dict = field(default_factory=dict)  # what ran: octree resolution, counts, seconds per stage
+    colours: np.ndarray | None = None  # (N, 3) float32 in [0, 1]: TripoSR's own colour field at each vertex
 
 
 class GeneratorWorker:
@@ -274,7 +284,15 @@ class GeneratorWorker:
         finally:
             path.unlink(missing_ok=True)
         return GeneratedMesh(arrays["vertices"].astype(np.float32, copy=False),
-                             arrays["faces"].astype(np.int32, copy=False), arrays.get("uvs"), result.get("report", {}))
+                             arrays["faces"].astype(np.int32, copy=False), arrays.get("uvs"), result.get("report", {}),
+                             arrays.get("colours"))
+
+
+def _plain(value):
+    """JSON-ready: paths as strings, inside dicts too."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return str(value) if isinstance(value, Path) else value
 
 
 def _read_events(stream, events: queue.Queue) -> None:
@@ -297,3 +315,30 @@ def _last_line(path: Path | None) -> str:
     except (OSError, AttributeError):
         return ""
     return lines[-1][:160] if lines else ""
+
+
+class WorkerPool:
+    """Warm workers, one per environment, shared by the runs of a Blender session (or of one CLI run): the model
+    stays loaded from one photo to the next. Whoever makes the pool closes it (Blender: when the extension is
+    disabled); a worker left behind still exits by itself when idle, or when this process is gone."""
+
+    def __init__(self, idle_timeout_s: float = 600.0):
+        self.idle_timeout_s = idle_timeout_s
+        self._workers: dict[Path, GeneratorWorker] = {}
+        self._lock = threading.Lock()
+
+    def worker(self, environment: WorkerEnvironment, threads: int = 0) -> GeneratorWorker:
+        with self._lock:
+            worker = self._workers.get(environment.folder)
+            if worker is None or worker.environment != environment or worker.threads != threads:
+                if worker is not None:
+                    worker.close()
+                worker = self._workers[environment.folder] = GeneratorWorker(environment, self.idle_timeout_s,
+                                                                             threads)
+            return worker
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._workers.values():
+                worker.close()
+            self._workers.clear()

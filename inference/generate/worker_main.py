@@ -4,7 +4,8 @@
 
 Protocol (version PROTOCOL): JSON lines. Requests arrive on stdin, one object per line; events leave on stdout,
 one object per line, each with "protocol" and, for a request's events, its "id".
-  requests:  {"op": "generate", "id": ..., "params": {...}}   (params: see worker_client.ShapeRequest.params)
+  requests:  {"op": "generate", "id": ..., "params": {...}}   (params: see worker_client.ShapeRequest.params;
+                                                              params["family"] picks the code: FAMILIES)
              {"op": "ping", "id": ...}                          -> {"event": "pong", ...versions}
              {"op": "shutdown"}                                 -> the worker exits
   events:    {"event": "ready", "pid": ...}                                 once, at start
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import queue
@@ -30,9 +32,14 @@ import time
 import traceback
 from pathlib import Path
 
-PROTOCOL = 1
+PROTOCOL = 2
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # hunyuan.py and torchvision_stand_in.py (the worker runs with -I: no script dir)
+sys.path.insert(0, str(HERE))  # the generators' sibling modules (the worker runs with -I: no script dir)
+
+from shape_output import GenerationError, load_subject  # noqa: E402  (numpy, PIL, xatlas: no torch yet)
+from shape_settings import ShapeSettings  # noqa: E402
+
+FAMILIES = {"hunyuan3d-2": "hunyuan", "triposr": "triposr"}  # a card's generator family -> the module that runs it
 
 
 class Channel:
@@ -94,15 +101,20 @@ class Worker:
                               seconds=round(time.perf_counter() - start, 3))
 
         try:
-            key = (params["dit_folder"], params.get("vae_folder"), params.get("device", "cpu"),
-                   params.get("flashvdm", False))
+            family = params.get("family", "hunyuan3d-2")
+            if family not in FAMILIES:
+                self.channel.send("error", id=request_id, kind="internal", message=(
+                    f"The generator worker does not know the model family '{family}'."))
+                return
+            key = (family, params["dit_folder"], params.get("vae_folder"), params.get("device", "cpu"),
+                   params.get("flashvdm", False), params.get("checkpoint_sha256", ""))
             if key != self.model_key:
                 progress("load", 0, 1)
-            import hunyuan  # torch and hy3dgen: the first request pays for them
-
+            # torch and the family's code: the first request pays for them
+            generator = importlib.import_module(FAMILIES[family])
             try:
-                mesh = self._generate(hunyuan, key, params, progress)
-            except hunyuan.GenerationError as err:
+                mesh = self._generate(generator, key, params, progress)
+            except GenerationError as err:
                 self.channel.send("error", id=request_id, kind="input", message=str(err))
                 return
             out = self.work_dir / f"mesh-{request_id}.npz"
@@ -110,6 +122,8 @@ class Worker:
             arrays = {"vertices": mesh.vertices, "faces": mesh.faces}
             if mesh.uvs is not None:
                 arrays["uvs"] = mesh.uvs
+            if mesh.colours is not None:
+                arrays["colours"] = mesh.colours
             np_save(partial, arrays)
             os.replace(partial, out)  # never a half-written file under the final name
             self.channel.send("result", id=request_id, path=str(out), vertices=len(mesh.vertices),
@@ -126,17 +140,25 @@ class Worker:
         finally:
             gc.collect()
 
-    def _generate(self, hunyuan, key: tuple, params: dict, progress):
+    def _generate(self, generator, key: tuple, params: dict, progress):
         if key != self.model_key:
             self.model = self.model_key = None  # one model at a time: free the old one first
             gc.collect()
-            dit_folder, vae_folder, device, flashvdm = key
-            self.model = hunyuan.load_model(dit_folder, device, vae_folder, flashvdm)
+            family, folder, vae_folder, device, flashvdm, checkpoint_sha256 = key
+            if family == "triposr":
+                self.model = generator.load_model(folder, checkpoint_sha256, device)
+            else:
+                self.model = generator.load_model(folder, device, vae_folder, flashvdm)
             self.model_key = key
             progress("load", 1, 1)
-        settings = hunyuan.ShapeSettings(**{name: params[name] for name in hunyuan.ShapeSettings.__dataclass_fields__
-                                            if name in params})
-        return hunyuan.generate_shape(self.model, hunyuan.load_subject(params["image"]), settings, progress)
+        settings = ShapeSettings(**{name: params[name] for name in ShapeSettings.__dataclass_fields__ if name in params})
+        if key[0] == "triposr":
+            if params.get("views"):
+                raise GenerationError("TripoSR takes one photo: use a multi-view model (Hunyuan3D-2mv) for several.")
+            images = load_subject(params["image"])
+        else:
+            images = generator.conditioning_images(self.model, params["image"], params.get("views") or {})
+        return generator.generate_shape(self.model, images, settings, progress)
 
     def _out_of_memory(self, request_id, params: dict) -> None:
         self.model = self.model_key = None  # whatever was half-built goes too

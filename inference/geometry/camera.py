@@ -50,3 +50,34 @@ def photo_intrinsics(
         f"field of view unknown: assumed {DEFAULT_LONG_SIDE_FOV_DEG:g} deg across the long side "
         "(give the field of view or focal length for a true shape)"
     )
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a camera's image that a depth map and its texture cover, and at what resolution.
+
+    A box (x, y, width, height) in the camera's pixels (x right, y down from the top-left corner), seen by an
+    image of `pixels` = (width, height): a cropped and upscaled photo. The whole image at its own size is the
+    default; a crop keeps the camera (its centre, axis and focal length), so a mesh built through a window
+    still lines up with the uncropped photo through that camera.
+    """
+
+    x: float
+    y: float
+    width: float
+    height: float
+    pixels: tuple[int, int]
+
+    @classmethod
+    def whole(cls, camera: Intrinsics, pixels: tuple[int, int] | None = None) -> Window:
+        return cls(0.0, 0.0, float(camera.width), float(camera.height), pixels or (camera.width, camera.height))
+
+    def principal_point(self, camera: Intrinsics) -> tuple[float, float]:
+        """Where the camera's axis meets the window's image, in its pixels (from its top-left corner)."""
+        return ((camera.width / 2 - self.x) * self.pixels[0] / self.width,
+                (camera.height / 2 - self.y) * self.pixels[1] / self.height)
+
+    def fov_x_deg(self, camera: Intrinsics) -> float:
+        """The horizontal field of view the window spans."""
+        left, right = (self.x - camera.width / 2) / camera.focal_px, (self.x + self.width - camera.width / 2) / camera.focal_px
+        return math.degrees(math.atan(right) - math.atan(left))

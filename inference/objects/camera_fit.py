@@ -44,7 +44,8 @@ import numpy as np
 
 from ..errors import InputError
 from .rasterise import coverage
-from ..geometry.view import View, intrinsics_from_fov, orbit_view
+from ..geometry.camera import Intrinsics
+from ..geometry.view import View, intrinsics_from_fov, look_at, orbit_view
 
 # The view names of a product shoot and their yaw (view.py's convention: "left" = object turned 90 degrees
 # clockwise seen from above, the camera on the object's +X side).
@@ -430,9 +431,14 @@ def fit_camera(
             x = problem.clip(trial)
             snapped.append(_NAMES[i])
     report["snapped_to_start"] = snapped
-    view = problem.view(x)
-    iou = _final_iou(problem, mask, x, final_size)
     x = problem.clip(x)
+    iou = _final_iou(problem, mask, x, final_size)
+    return _fitted(problem, x, iou, report, start)
+
+
+def _fitted(problem: _Problem, x: np.ndarray, iou: float, report: dict, start_time: float) -> tuple[View, float, dict]:
+    """(view, IoU, report) of the parameters x a fit ends with, the report completed with them."""
+    view = problem.view(x)
     report.update({
         "iou": iou,
         "yaw_deg": float(x[0]),
@@ -444,9 +450,82 @@ def fit_camera(
         "target": problem.target.tolist(),
         "closed_mesh": problem.normals is not None,
         "evaluations": problem.evaluations,
-        "seconds": time.perf_counter() - start,
+        "seconds": time.perf_counter() - start_time,
     })
     return view, iou, report
+
+
+def generator_view(square, distance: float, fov_y_deg: float, size: tuple[int, int]) -> View:
+    """The camera a generator assumed for its input (TripoSR's renderer: on the +Z axis at `distance`, looking at
+    the origin, its field of view spanning the square (x, y, side) it cropped from the photo) as a camera of the
+    whole photo of `size` (width, height): the same centre and focal length, turned (no roll) so the ray through
+    the square's centre meets the origin. A crop is a shifted principal point, which a View (principal point at
+    the photo's centre) cannot hold: turning is exact at the square's centre and close near it; refine_camera
+    takes it the rest of the way."""
+    x, y, side = (float(value) for value in square)
+    intrinsics = Intrinsics(int(size[0]), int(size[1]), side / 2.0 / math.tan(math.radians(fov_y_deg) / 2.0))
+    centre = np.array([x + side / 2.0, y + side / 2.0])
+    position, aim = np.array([0.0, 0.0, distance]), np.zeros(3)
+    for _ in range(8):  # move the aim point until the origin lands on the square's centre (converges in a few)
+        view = look_at(intrinsics, position, aim)
+        miss = view.project(np.zeros((1, 3)))[0][0] - centre
+        aim = aim + np.array([miss[0], -miss[1], 0.0]) * distance / intrinsics.focal_px
+    return view
+
+
+def refine_camera(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    mask: np.ndarray,
+    start: View,
+    *,
+    fov_deg: float | None = None,
+    turn_deg: float = 0.0,
+    working_size: int = 256,
+    final_size: int = 1024,
+) -> tuple[View, float, dict]:
+    """`start`, a camera the generator itself assumed (its input view, at the photo's size: generator_view), its
+    scale and offset refined so the mesh's silhouette matches `mask`: for a generator that reconstructs in its
+    input view's frame (TripoSR), the pose is known and mostly where and how large the object sits in the photo is
+    left. turn_deg lets yaw and elevation move that far too (generator_view's turn only approximates the crop of
+    an off-centre subject). fov_deg replaces the start's field of view when the user or EXIF tell it (the apparent
+    size is kept).
+    Returns as fit_camera; report["initial_iou"] is the start's own IoU. The start is kept if refining does not
+    improve it (a refinement in soft IoU can lose a hair in binary IoU)."""
+    start_time = time.perf_counter()
+    vertices, faces = _check_mesh(vertices, faces)
+    mask = _check_mask(mask)
+    fov = start.fov_deg if fov_deg is None else float(fov_deg)
+    elevation = start.elevation_deg
+    problem = _problem(vertices, faces, mask, start.yaw_deg, turn_deg, (elevation - turn_deg, elevation + turn_deg),
+                       fov, (fov, fov))
+    xy, depth = start.project(problem.target[None])
+    if depth[0] <= 0:
+        raise InputError("The generator's input view does not see the object: it cannot be placed on the photo.")
+    x_start = problem.clip(np.array([start.yaw_deg, elevation, fov, math.log(start.intrinsics.focal_px / depth[0]),
+                                     *(xy[0] - np.array(problem.size) / 2.0)]))
+    report = {"initial_iou": _final_iou(problem, mask, x_start, final_size), "levels": []}
+    box_side = problem.side / (1.0 + 2.0 * WINDOW_MARGIN)
+    x = x_start
+    for resolution, step_scale in ((working_size // 2, 1.0), (working_size, 0.25)):
+        level = _level(mask, problem.origin, problem.side, resolution)
+        pixel = problem.side / resolution
+
+        def objective(x, level=level):
+            x = problem.clip(x)
+            return level.iou(problem.silhouette(x, level.resolution, SUPERSAMPLE)), x
+
+        angle = 2.0 if turn_deg else 0.0
+        steps = np.array([angle, angle, 0.0, 0.05, 0.02 * box_side, 0.02 * box_side]) * step_scale
+        min_steps = np.array([angle / 20, angle / 20, 0.0, 0.001, 0.1 * pixel, 0.1 * pixel])
+        x, score, evaluations = _pattern_search(objective, x, np.maximum(steps, min_steps), min_steps, 300)
+        report["levels"].append({"resolution": resolution, "score": score, "evaluations": [evaluations]})
+    iou = _final_iou(problem, mask, x, final_size)
+    if iou < report["initial_iou"]:
+        x, iou = x_start, report["initial_iou"]
+    report["moved_from_start"] = {"scale": float(math.exp(x[3] - x_start[3])),
+                                  "offset_px": [float(x[4] - x_start[4]), float(x[5] - x_start[5])]}
+    return _fitted(problem, x, iou, report, start_time)
 
 
 def fit_views(

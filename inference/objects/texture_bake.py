@@ -18,7 +18,10 @@
 5. Unseen texels (underside, occluded folds) are filled by diffusion over the surface: seen colours are
    splatted onto the mesh's vertices (welded by position, so colour crosses UV seams), spread to unseen
    vertices ring by ring and smoothed, interpolated back into the unseen texels, then relaxed a few times
-   against their seen neighbours in the atlas. No black or grey holes.
+   against their seen neighbours in the atlas. No black or grey holes. A generator with colours of its own
+   (TripoSR's colour field, per vertex) gives the unseen parts their detail: then what is diffused is the
+   photos' difference from those colours (a seamless-cloning fill), so the generator's colours show where no
+   photo reaches and meet the photo's without a seam.
 6. Padding. Charts are grown by `padding` texels (each the colour of the nearest chart texel) so bilinear
    lookups and mip-maps never reach background; the rest of the atlas gets the mean colour.
 Vertex colours (N, 4) float32 sRGB are the final texture sampled bilinearly at each vertex's UV.
@@ -149,10 +152,12 @@ def _pad(colour: np.ndarray, filled: np.ndarray, rings: int) -> np.ndarray:
     return out
 
 
-def _surface_fill(vertices, faces, face_of_texel, bary, colour, seen) -> tuple[np.ndarray, np.ndarray]:
+def _surface_fill(vertices, faces, face_of_texel, bary, colour, seen, empty: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per welded vertex colour (M, 3) and the welded id of each vertex (N,). Seen texels are splatted onto
     their face's corners by barycentric weight; vertices no photo sees take the mean of their seen
-    neighbours along mesh edges, ring by ring outwards, and are then smoothed (Jacobi, the seen ones fixed)."""
+    neighbours along mesh edges, ring by ring outwards, and are then smoothed (Jacobi, the seen ones fixed).
+    `empty`: every vertex's value when nothing is seen."""
     ids = weld(vertices)
     m = ids.max() + 1
     corner = ids[faces[face_of_texel[seen]]]  # (S, 3)
@@ -164,7 +169,7 @@ def _surface_fill(vertices, faces, face_of_texel, bary, colour, seen) -> tuple[n
     known = wsum > 1e-3
     vcol = np.where(known[:, None], acc / np.maximum(wsum, 1e-12)[:, None], 0.0)
     if not known.any():
-        return np.full((m, 3), 0.5), ids
+        return np.full((m, 3), empty), ids
     wf = ids[faces]
     edges = np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]])
     edges = np.unique(np.sort(edges, axis=1), axis=0)
@@ -254,6 +259,14 @@ def _blend(samples, gains: np.ndarray, k: int):
 # --- the bake ---------------------------------------------------------------------------------------------
 
 
+def _check_colours(colours, n: int) -> np.ndarray:
+    colours = np.asarray(colours, np.float64)
+    if colours.shape != (n, 3) or not np.isfinite(colours).all():
+        raise InputError(f"The generator's colours must be finite, one RGB triple per vertex ({n} x 3), not an "
+                         f"array of shape {colours.shape}.")
+    return np.clip(colours, 0.0, 1.0)
+
+
 def _check(vertices, faces, uvs, views, size):
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces)
@@ -339,6 +352,7 @@ def bake(
     feather_texels: float | None = None,
     match_exposure: bool = True,
     min_cosine: float = MIN_COSINE,
+    fallback_colours: np.ndarray | None = None,
 ) -> TextureBake:
     """Bake photos (a sequence of PhotoView or (view, photo, mask) tuples) onto the mesh's UV atlas.
 
@@ -346,7 +360,8 @@ def bake(
     (0, 0) at the texture's bottom-left; size: texels, an int (square) or (width, height). padding: texels
     the charts grow by (default size / 128, at least 2); sharpness: the exponent on the cosine weights
     (higher: sharper hand-over between photos); feather_texels: width of the weight fade at the edge of what
-    a photo sees (default size / 128); min_cosine: surfaces seen more obliquely are left to the fill.
+    a photo sees (default size / 128); min_cosine: surfaces seen more obliquely are left to the fill;
+    fallback_colours: (N, 3) sRGB in [0, 1] per vertex, the generator's own colours, shown where no photo sees.
     Returns a TextureBake (see there)."""
     start = time.perf_counter()
     vertices, faces, uvs, views, width, height = _check(vertices, faces, uvs, views, size)
@@ -385,17 +400,22 @@ def bake(
     gains = _exposure_gains(samples, k) if match_exposure else np.ones((len(views), 3))
     colour_k, seen_k, source = _blend(samples, gains, k)
 
-    # 5. Unseen texels: diffused over the surface, then relaxed against seen neighbours in the atlas.
-    vcol, welded = _surface_fill(vertices, faces, face_of_texel, bary, colour_k, seen_k)
+    # 5. Unseen texels: the difference from the base (the generator's colours, else nothing) diffused over the
+    #    surface, then relaxed against seen neighbours in the atlas, the base added back.
+    base_k = np.zeros_like(colour_k)
+    if fallback_colours is not None:
+        base_k = np.einsum("kj,kjc->kc", bary, _check_colours(fallback_colours, len(vertices))[faces[face_of_texel]])
+    residual_k = colour_k - base_k
+    vres, welded = _surface_fill(vertices, faces, face_of_texel, bary, residual_k, seen_k,
+                                 0.0 if fallback_colours is not None else 0.5)
     unseen = ~seen_k
-    colour_k[unseen] = np.einsum("kj,kjc->kc", bary[unseen], vcol[welded[faces[face_of_texel[unseen]]]])
-    image = np.zeros((height * width, 3), np.float32)
-    image[texel] = colour_k
-    image = image.reshape(height, width, 3)
+    residual_k[unseen] = np.einsum("kj,kjc->kc", bary[unseen], vres[welded[faces[face_of_texel[unseen]]]])
     seen = np.zeros(height * width, bool)
     seen[texel[seen_k]] = True
     seen = seen.reshape(height, width)
-    image = _relax(image, seen, chart, FILL_RELAX_ITERATIONS)
+    image, base = (np.zeros((height * width, 3), np.float32) for _ in range(2))
+    image[texel], base[texel] = residual_k, base_k
+    image = _relax(image.reshape(height, width, 3), seen, chart, FILL_RELAX_ITERATIONS) + base.reshape(height, width, 3)
 
     # 6. Padding, the 8-bit texture and the vertex colours.
     image = np.clip(_pad(image, chart, padding), 0.0, 1.0)
@@ -410,6 +430,7 @@ def bake(
         # Texels two charts claim (an atlas that overlaps itself can hold only one of their colours).
         "overlapping_texels": int((coverage_count(uv_xy, faces, (height, width)) > 1).sum()),
         "seen_fraction": float(seen_k.mean()) if k else 0.0,
+        "unseen_from": "the generator's colours" if fallback_colours is not None else "the photos' colours, diffused",
         "texels_per_photo": [int(len(s[0])) for s in samples],
         "gains": gains.round(4).tolist(),
         "padding": padding,

@@ -45,6 +45,11 @@ class Photo:
         return Texture(self.name, self.rgb, self.alpha)
 
 
+# What a photo file is called: the formats Pillow reads that cameras and phones write (load_photo itself reads any
+# format Pillow knows; file browsers and batches pick photos by these).
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+
+
 def load_photo(path: str | Path, max_side: int = 4096) -> Photo:
     """Read a photo file, apply its EXIF orientation and downscale it so its long side is at most max_side.
 

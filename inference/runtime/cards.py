@@ -11,7 +11,8 @@ from ..errors import InputError
 
 CARDS_FILE = Path(__file__).with_name("model_cards.toml")
 DEFAULT_MODEL = "depth-anything-v2-small"
-OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points", "mask", "mesh")
+DEFAULT_GENERATOR = "hunyuan3d-2mini-turbo"  # the quickest whole object: 5 steps
+OUTPUT_KINDS = ("relative-disparity", "metric-depth", "metric-depth-focal", "affine-points", "mask", "image", "mesh")
 RUNTIMES = ("onnx", "torch-worker")
 
 
@@ -35,7 +36,7 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class InputContract:
-    size_rule: str  # "multiple-of-14" | "fixed" | "max-side"
+    size_rule: str  # "multiple-of-14" | "fixed" | "max-side" | "tile" (upscaling: tiles of at most `side`)
     side: int
     normalise: str  # "imagenet" | "unit" | "symmetric"
     num_tokens: int = 0  # MoGe's resolution level
@@ -45,13 +46,18 @@ class InputContract:
 class GeneratorSpec:
     """How an object generator's files are laid out and run (runtime "torch-worker": inference/generate/)."""
 
-    family: str  # "hunyuan3d-2": the worker code that runs it
-    subfolder: str  # its DiT folder in the repository: config.yaml + model.fp16.safetensors
+    family: str  # "hunyuan3d-2" or "triposr": the worker code that runs it (worker_main.FAMILIES)
+    # Its model folder in the repository ("" = the top): Hunyuan3D-2's DiT folder (config.yaml +
+    # model.fp16.safetensors), TripoSR's config.yaml + model.ckpt.
+    subfolder: str = ""
     vae_subfolder: str = ""  # a VAE folder to decode with instead of the DiT file's own (the turbo VAE)
     flashvdm: bool = False  # FlashVDM's hierarchical decoding
+    multiview: bool = False  # takes the front photo and 1 to 3 more (left, back, right), not one photo
     steps: int = 30
     guidance: float = 5.0
-    octree_resolution: int = 256
+    octree_resolution: int = 256  # the density grid's side (TripoSR: its marching-cubes resolution)
+    num_chunks: int = 8000  # points per decoder query
+    cpu_minutes: float = 0.0  # one photo at these defaults on the project's 2-core CPU (model_cards.toml)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ class ModelCard:
     input: InputContract | None  # None for object generators: the worker has its own preprocessing
     output_names: tuple[str, ...]
     output_kind: str
-    task: str = "depth"  # "depth", "mask" (subject masks, inference/masks/) or "object" (inference/generate/)
+    task: str = "depth"  # "depth", "mask" (subject masks, inference/masks/), "upscale" (inference/photo/upscale.py)
+    # or "object" (inference/generate/)
     runtime: str = "onnx"  # "onnx": ONNX Runtime in this process; "torch-worker": the generator's own process
     generator: GeneratorSpec | None = None
     license_terms: str = ""  # the restrictions to show before the licence is accepted
@@ -109,7 +116,7 @@ def model_cards() -> dict[str, ModelCard]:
 
 
 def model_card(model_id: str, task: str = "depth") -> ModelCard:
-    """The card of a model for `task` ("depth", "mask" or "object")."""
+    """The card of a model for `task` ("depth", "mask", "upscale" or "object")."""
     cards = task_cards(task)
     if model_id not in cards:
         raise InputError(f"Unknown {task} model '{model_id}': use one of {', '.join(cards)} (see --list-models).")

@@ -106,6 +106,11 @@ class ThreadJob:
         self.status = f"Downloading {name}: {done / 1e6:.0f} / {total / 1e6:.0f} MB (Esc cancels)"
         self.fraction = done / total if total else 0.0
 
+    def stage(self, what: str, step: int, steps: int) -> None:
+        """A long model run's progress, in the shape access.Stage reports it."""
+        self.status = f"{what} {step} / {steps} (Esc cancels)"
+        self.fraction = step / steps if steps else 0.0
+
     def _run(self, function, *args) -> None:
         try:
             self.result = function(*args)
@@ -185,13 +190,13 @@ class ProcessJob:
         if self._cancelled:
             self.result, self.error = None, "Image to Mesh was cancelled."
         elif self.result is None and self.error is None:
-            self.error = _death_sentence(code)
+            self.error = death_sentence(code)
 
 
 PROTOCOL = 1
 
 
-def _death_sentence(code: int) -> str:
+def death_sentence(code: int) -> str:
     if os.name != "nt" and code < 0 and -code == signal.SIGKILL:
         return "The worker process was killed (out of memory?); nothing was made."
     return f"The worker process stopped unexpectedly (exit status {code}); nothing was made."

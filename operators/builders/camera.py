@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from .material import MADE_HERE
+
 _SENSOR_WIDTH_MM = 36.0
 
 
@@ -16,7 +18,9 @@ def build_camera(name: str, width: int, height: int, focal_px: float, clip_end: 
     camera.clip_start = 0.01
     camera.clip_end = clip_end
     camera.passepartout_alpha = 0.9
-    return bpy.data.objects.new(name, camera)
+    camera_object = bpy.data.objects.new(name, camera)
+    camera_object[MADE_HERE] = True
+    return camera_object
 
 
 def show_photo_behind(camera_object: bpy.types.Object, image: bpy.types.Image) -> None:

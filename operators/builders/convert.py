@@ -40,19 +40,22 @@ def convert_file(
     models: ModelAccess | None,
     checkpoint=lambda: None,
     shielded=nullcontext,
+    views: dict[str, Path] | None = None,
 ) -> dict:
-    """Mesh `photo` (with `depth_map`, or a model), write every output, and describe the run (the CLI's JSON)."""
+    """Mesh `photo` (with `depth_map`, or a model; or generate its object, seen in `views` too), write every
+    output, and describe the run (the CLI's JSON)."""
     start = time.perf_counter()
     with shielded():
         bpy.ops.wm.read_homefile(use_empty=True)  # the previous photo's objects go before this photo's work
     finish = MeshFinish.of(settings)
     formats = tuple(out.suffix.lower() for out in outputs)
-    glb_by_blender = bool(finish.smooth or finish.target_faces)  # a decimation that keeps every face: still counted
+    # A decimation that keeps every face: still counted.
+    glb_by_blender = bool(finish.smooth or finish.target_faces or finish.remesh != "none")
 
     def check_memory(plan: MeshPlan) -> None:
         require_memory(replace(plan, formats=formats, glb_by_blender=glb_by_blender), photo.name)
 
-    record = _run_pipeline(checkpoint, photo, depth_map, settings, models, check_memory)
+    record = _run_pipeline(checkpoint, photo, depth_map, settings, models, check_memory, views)
     report = record.report.to_dict()
     timings = dict(report["timings"], build=0.0, export=0.0)
     name, vertices, faces = record.name, len(record.vertices), record.face_count
@@ -72,13 +75,15 @@ def convert_file(
             with shielded():
                 scene = bpy.context.scene
                 # The record's arrays go as Blender takes them, the rest of it before any file is written.
-                mesh_object, camera_object, image = build_objects(record, scene.collection, scene, finish,
+                mesh_object, _camera, image = build_objects(record, scene.collection, scene, finish,
                                                                   release=True)
             name = mesh_object.name
+            if finish.remesh != "none":
+                vertices, faces = len(mesh_object.data.vertices), len(mesh_object.data.polygons)
             del record
             timings["build"] = time.perf_counter() - built
             exported = time.perf_counter()
-            objects = [o for o in (mesh_object, camera_object) if o is not None]
+            objects = [mesh_object, *mesh_object.children]  # its cameras: one per photo
             for out in rest:
                 checkpoint()
                 with shielded():
@@ -98,8 +103,12 @@ def convert_file(
         "mask": report["mask"],
         "closure": report["closure"],
         "scale": report["scale"],
+        "preparation": report["preparation"],
+        "quality_before": report["quality_before"],
         "quality": report["quality"],
         "camera": report["camera"],
+        "depth_edges": report["depth_edges"],
+        "generation": report["generation"],
         "notices": report["notices"],
         "timings": timings,
         "outputs": [str(f) for f in written],
@@ -124,6 +133,7 @@ def _run_pipeline(checkpoint, *arguments) -> MeshRecord:
 
 def written_from_record(out: Path, record: MeshRecord, finish: MeshFinish) -> bool:
     """Whether `out` is written straight from the record (glb.py) rather than by Blender's exporter: a GLB, unless
-    a finish only Blender does (smoothing, decimation: finish.py) changes the mesh."""
+    a finish only Blender does (smoothing, decimation, a remesh: finish.py) changes the mesh."""
     triangles = 2 * len(record.quads) + len(record.triangles)  # what Decimate counts
-    return out.suffix.lower() == ".glb" and not finish.smooth and not 0 < finish.target_faces < triangles
+    return (out.suffix.lower() == ".glb" and not finish.smooth and finish.remesh == "none"
+            and not 0 < finish.target_faces < triangles)

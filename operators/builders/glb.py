@@ -10,7 +10,8 @@ it) for the objects objects.build_objects makes, up to float rounding:
 - glTF is Y-up: Blender's (X, Y, Z) is glTF's (X, Z, -Y). Composed with the world placement (x -> X, y -> Z,
   z -> -Y; placement.py) that is the identity: a glTF position is the record's vertex minus the placement's
   centre, and the camera's pose is the record's camera pose with the same offset.
-- Nodes: the camera ("<name> camera", perspective: aspect ratio and vertical field of view of the photo, clip
+- Nodes: the camera ("<name> camera"; a multi-view object: one per photo, "<name> front camera", "<name> left
+  camera", ...; perspective: aspect ratio and vertical field of view of the photo, clip
   0.01 m to placement.camera_clip_end) as the child of the mesh node ("<name>", at the origin).
 - One primitive: POSITION, NORMAL, TEXCOORD_0 and triangles. Normals are Blender's smooth vertex normals (face
   normals weighted by the corner angles) or the record's own (a model's). UVs have v flipped (glTF's (0, 0) is
@@ -34,7 +35,7 @@ import numpy as np
 
 from ...inference.photo.photo import encode_texture
 from ...inference.record import MeshRecord
-from .placement import camera_clip_end, record_centre
+from .placement import camera_clip_end, record_cameras, record_centre
 
 CHUNK = 1 << 20  # vertices, faces or corners per streamed piece: 12 MB of float32 positions
 FACE_CHUNK = 1 << 18  # faces per piece where each face's corner positions are gathered (normals, quad splits)
@@ -116,31 +117,34 @@ def _document(record: MeshRecord, accessors: list, views: list, length: int, ima
         "bufferViews": views,
         "buffers": [{"byteLength": length}],
     }
-    if record.camera is not None:
-        document["cameras"] = [_camera(record)]
-        camera_node = {"name": f"{record.name} camera", "camera": 0}
-        translation = np.asarray(record.camera.position, np.float64) - record_centre(record)
+    cameras = record_cameras(record)
+    if cameras:
+        document["cameras"] = [_camera(record, name, view) for name, view, _ in cameras]
+        mesh_node["children"] = []
+    for index, (name, view, _) in enumerate(cameras):
+        camera_node = {"name": name, "camera": index}
+        translation = np.asarray(view.position, np.float64) - record_centre(record)
         if translation.any():
             camera_node["translation"] = [float(t) for t in translation]
-        rotation = _quaternion(np.asarray(record.camera.rotation, np.float64))
+        rotation = _quaternion(np.asarray(view.rotation, np.float64))
         if not np.allclose(rotation, (0, 0, 0, 1), rtol=0, atol=1e-9):
             camera_node["rotation"] = [float(q) for q in rotation]
+        mesh_node["children"].append(len(nodes))
         nodes.append(camera_node)
-        mesh_node["children"] = [1]
     return document
 
 
-def _camera(record: MeshRecord) -> dict:
-    """The photo's camera as the exporter writes build_camera's: vertical field of view of the photo."""
-    intrinsics = record.camera.intrinsics
+def _camera(record: MeshRecord, name: str, view) -> dict:
+    """A photo's camera as the exporter writes build_camera's: vertical field of view of the photo."""
+    intrinsics = view.intrinsics
     return {
-        "name": f"{record.name} camera",
+        "name": name,
         "type": "perspective",
         "perspective": {
             "aspectRatio": intrinsics.width / intrinsics.height,
             "yfov": 2.0 * math.atan(intrinsics.height / (2.0 * intrinsics.focal_px)),
             "znear": _ZNEAR,
-            "zfar": camera_clip_end(record),
+            "zfar": camera_clip_end(record, view),
         },
     }
 

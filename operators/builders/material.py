@@ -7,6 +7,8 @@ import tempfile
 
 import bpy
 
+MADE_HERE = "image_to_mesh"  # the custom property that marks datablocks the extension made
+
 
 def build_photo_image(name: str, data: bytes, suffix: str) -> bpy.types.Image:
     """An sRGB image datablock holding `data` (encoded image bytes), packed so the .blend carries it."""
@@ -28,6 +30,7 @@ def build_photo_image(name: str, data: bytes, suffix: str) -> bpy.types.Image:
 def build_photo_material(name: str, image: bpy.types.Image, use_alpha: bool = False) -> bpy.types.Material:
     """Principled BSDF with the photo as Base Color, and as Alpha when the texture carries a mask's edge."""
     material = bpy.data.materials.new(name)
+    material[MADE_HERE] = True  # rebuilding in place replaces it, never a material the user assigned
     if bpy.app.version < (5, 0, 0):
         material.use_nodes = True  # deprecated from 5.0, where materials always have nodes
     nodes = material.node_tree.nodes

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...inference.geometry.view import Y_UP_TO_BLENDER
+from ...inference.geometry.view import Y_UP_TO_BLENDER, View
+from ...inference.photo.photo import Texture
 from ...inference.record import MeshRecord
 
 # The record's frame (x right, y up, z towards the viewer) -> Blender's world: x -> X, y -> Z, z -> -Y.
@@ -32,10 +33,21 @@ def record_centre(record: MeshRecord) -> np.ndarray:
     return centre
 
 
-def camera_clip_end(record: MeshRecord) -> float:
-    """The camera's far clip: twice the distance from the camera to the farthest corner of the mesh's box, at
+def camera_clip_end(record: MeshRecord, camera: View) -> float:
+    """A camera's far clip: twice the distance from the camera to the farthest corner of the mesh's box, at
     least 100 m."""
     box = np.array([[column.min(), column.max()] for column in record.vertices.T])  # (3, 2)
     corners = np.stack(np.meshgrid(*box, indexing="ij"), axis=-1).reshape(-1, 3)
-    farthest = float(np.linalg.norm(corners - record.camera.position, axis=1).max())
+    farthest = float(np.linalg.norm(corners - camera.position, axis=1).max())
     return max(100.0, 2 * farthest)
+
+
+def record_cameras(record: MeshRecord) -> list[tuple[str, View, Texture | None]]:
+    """(object name, camera, photo seen through it; None: the texture itself) of each of the record's cameras: the
+    photo's, then a multi-view object's other photos', each named after its view."""
+    if record.camera is None:
+        return []
+    if not record.more_cameras:
+        return [(f"{record.name} camera", record.camera, record.photo)]
+    return [(f"{record.name} front camera", record.camera, record.photo),
+            *((f"{record.name} {more.view} camera", more.camera, more.photo) for more in record.more_cameras)]

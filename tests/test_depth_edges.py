@@ -1,0 +1,203 @@
+"""Depth edges and occlusion fill, against ground truth nobody here wrote: scenes built and rendered in this
+Blender with exact depth from ray casts (scripts/edge_scenes.py), and the Middlebury motorcycle with its true
+disparity. Small versions of `make bench`'s scripts/bench_edges.py, scored the same way: the mesh the CLI
+writes with default settings, read back into Blender through the camera it created.
+"""
+
+import json
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT, run_cli
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import edge_scenes  # noqa: E402
+from bench_edges import cli_mesh, rule_mesh, write_depth  # noqa: E402
+from image_to_mesh.inference.geometry.camera import Intrinsics  # noqa: E402
+from image_to_mesh.inference.geometry.depth_edges import find_depth_edges  # noqa: E402
+from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh, grid_size  # noqa: E402
+from image_to_mesh.inference.geometry.occlusion_fill import default_occlusion_fill_px  # noqa: E402
+
+SIZE = edge_scenes.SIZE  # 512 x 384: the default resolution's grid, one vertex per pixel, as in the benchmark
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Each scene rendered once: photo, exact depth (NaN = none), true surface (camera frame), focal, folder."""
+    folder = tmp_path_factory.mktemp("edge-scenes")
+    out = {}
+    for name in edge_scenes.SCENES:
+        paths = edge_scenes.render_scene(name, folder, SIZE, samples=8)
+        depth = cv2.imread(str(paths["depth"]), cv2.IMREAD_UNCHANGED)
+        depth[depth <= 0] = np.nan
+        surface = np.load(paths["surface"])
+        out[name] = (paths["photo"], depth, (surface["vertices"], surface["triangles"]), edge_scenes.focal_px(SIZE[0]),
+                     folder)
+    return out
+
+
+def cli_score(scene, sigma, samples=30_000, pixels=40_000):
+    """The CLI's default mesh of a scene's photo and (blurred) depth, scored against the truth."""
+    photo, exact, truth, focal, folder = scene
+    depth = exact if sigma == 0 else edge_scenes.network_like(exact, sigma)
+    depth_file = write_depth(folder / f"{photo.stem}_{sigma:g}.exr", depth)
+    vertices, triangles = cli_mesh(photo, depth_file, focal, folder / f"{photo.stem}_{sigma:g}.blend")
+    return edge_scenes.score(vertices, triangles, exact, focal, truth, samples=samples, pixels=pixels)
+
+
+def rule_score(scene, sigma, rule, samples=30_000, pixels=40_000):
+    photo, exact, truth, focal, _ = scene
+    depth = exact if sigma == 0 else edge_scenes.network_like(exact, sigma)
+    v, quads, tris = rule_mesh(rule, depth, Intrinsics(exact.shape[1], exact.shape[0], focal))
+    return edge_scenes.score(v.astype(np.float64), edge_scenes.triangulated(quads, tris), exact, focal, truth,
+                             samples=samples, pixels=pixels)
+
+
+@pytest.mark.parametrize("name", edge_scenes.SCENES)
+def test_exact_depth_gives_the_true_surface_and_no_see_through_seam(scenes, name):
+    # The issue's targets for exact depth, on the mesh a user gets: 99.9 % of its surface within 1 % of the
+    # true surface, 99.5 % of the true visible surface within 1 % of it, and from the photo's camera every
+    # pixel with depth covered (today's cut leaves a one-cell gap along every silhouette).
+    figures = cli_score(scenes[name], 0)
+    assert figures["precision"] >= 0.999 and figures["recall"] >= 0.995 and figures["coverage"] >= 0.999, figures
+
+
+@pytest.mark.parametrize("name", edge_scenes.SCENES)
+def test_network_like_depth_loses_its_curtains_but_not_the_surfaces(scenes, name):
+    # Disparity blurred the way depth networks blur it (sigma = 2 px). The slope rule keeps part of the curtain
+    # and MoGe's edge mask cuts real surface away; ours must beat the first's precision and the second's
+    # recall, keep both high, and still leave no see-through seam.
+    ours = cli_score(scenes[name], 2)
+    slope = rule_score(scenes[name], 2, "slope-87")
+    moge = rule_score(scenes[name], 2, "moge-0.04")
+    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.97, (ours, slope)
+    assert ours["recall"] > moge["recall"] and ours["recall"] >= 0.98, (ours, moge)
+    assert ours["coverage"] >= 0.99 and ours["coverage"] > moge["coverage"], (ours, moge)
+
+
+def test_blur_is_measured_from_the_depth_itself(scenes):
+    # Sharp depth is recognised as sharp and passes through unchanged; blurred depth's blur is read back.
+    _photo, exact, _truth, focal, _ = scenes["interior"]
+    camera = Intrinsics(exact.shape[1], exact.shape[0], focal)
+    sharp = depth_to_grid_mesh(exact, camera, occlusion_fill_px=0)
+    assert sharp.depth_blur < 0.6
+    np.testing.assert_array_equal(-sharp.vertices[:, 2], exact.ravel()[sharp.grid_index])
+    for sigma in (1.0, 2.0):
+        blurred = depth_to_grid_mesh(edge_scenes.network_like(exact, sigma), camera, occlusion_fill_px=0)
+        assert blurred.depth_blur == pytest.approx(sigma, rel=0.25)
+
+
+def test_a_faint_crease_beside_a_tall_silhouette_keeps_its_surfaces():
+    # A far wall meets a floor seen at a grazing angle (a faint crease in disparity), and a near box stands a
+    # few pixels to the side: blurred, the box's ramp is a hundred times the crease's curvature. Beyond the
+    # box's own ramp (3 sigma), wall and floor must stay on their surfaces, not be read across the box and
+    # snapped onto the wall.
+    rows, cols = np.mgrid[0:120, 0:160]
+    q = np.where(rows < 40, 1 / 13.0, 1 / 13.0 + 0.0019 * (rows - 40))
+    box = (cols >= 90) & (rows >= 48)
+    exact = (1 / np.where(box, 1 / 2.6, q)).astype(np.float32)
+    edges = find_depth_edges(edge_scenes.network_like(exact, 2.0))
+    assert edges.blur == pytest.approx(2.0, rel=0.1)
+    beside = (rows >= 30) & (rows < 56) & (cols >= 50) & (cols < 84)
+    np.testing.assert_allclose(edges.depth[beside], exact[beside], rtol=0.003)
+
+
+def test_fill_continues_the_background_behind_silhouettes_and_is_textured_from_it(scenes):
+    photo, exact, truth, focal, _ = scenes["object"]
+    camera = Intrinsics(exact.shape[1], exact.shape[0], focal)
+    grid = depth_to_grid_mesh(exact, camera, guide=cv2.imread(str(photo))[..., ::-1])
+    fill = slice(grid.fill_start, None)
+    z = -grid.vertices[fill, 2]
+    assert len(z) > 0
+    # Behind the surface the camera sees at its own pixel: hidden from the photo's point of view.
+    seen = exact.ravel()[grid.grid_index[fill]]
+    assert (z > seen * 1.01).all()
+    # On the true surface hidden there (the wall and floor behind the monkey and its pedestal).
+    tau = 0.01 * np.nanmedian(exact)
+    distance = np.array([edge_scenes._bvh(*truth).find_nearest(tuple(p))[3] for p in grid.vertices[fill]])
+    assert (distance <= tau).mean() >= 0.99
+    # Textured from the background it continues: its UV's pixel shows a surface at its own depth.
+    uv_rows = ((1 - grid.uvs[fill, 1]) * exact.shape[0]).astype(int)
+    uv_cols = (grid.uvs[fill, 0] * exact.shape[1]).astype(int)
+    np.testing.assert_allclose(exact[uv_rows, uv_cols], z, rtol=0.02)
+
+
+def test_fill_band_scales_with_the_photo_and_can_be_turned_off(scenes):
+    _photo, exact, _truth, focal, _ = scenes["object"]
+    assert default_occlusion_fill_px((4000, 3000)) == pytest.approx(4 * default_occlusion_fill_px((1000, 750)))
+    camera = Intrinsics(exact.shape[1], exact.shape[0], focal)
+    off = depth_to_grid_mesh(exact, camera, occlusion_fill_px=0)
+    assert off.fill_start == len(off.vertices)
+    narrow = depth_to_grid_mesh(exact, camera, occlusion_fill_px=1)
+    wide = depth_to_grid_mesh(exact, camera, occlusion_fill_px=4)
+    assert 0 < len(narrow.vertices) - narrow.fill_start < len(wide.vertices) - wide.fill_start
+    np.testing.assert_array_equal(wide.vertices[: wide.fill_start], off.vertices)  # the front is untouched
+
+
+@pytest.fixture(scope="module")
+def middlebury(motorcycle, tmp_path_factory):
+    photo_rgb, depth, focal = motorcycle
+    folder = tmp_path_factory.mktemp("middlebury")
+    photo = folder / "motorcycle.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2BGR))
+    return photo, depth, focal, folder
+
+
+@pytest.mark.parametrize("sigma", [0, 2])
+def test_middlebury_motorcycle(middlebury, sigma):
+    # A real photo with true depth, at the default resolution (512 vertices across 741 pixels): exact depth is
+    # meshed faithfully, and blurred depth loses the slope rule's curtain without losing MoGe's surface.
+    photo, exact, focal, folder = middlebury
+    depth = exact if sigma == 0 else edge_scenes.network_like(exact, sigma)
+    depth_file = write_depth(folder / f"depth_{sigma}.exr", depth)
+    grid = grid_size((exact.shape[1], exact.shape[0]), 512)
+    vertices, triangles = cli_mesh(photo, depth_file, focal, folder / f"motorcycle_{sigma}.blend")
+    ours = edge_scenes.score(vertices, triangles, exact, focal, grid=grid, samples=30_000, pixels=30_000)
+    camera = Intrinsics(exact.shape[1], exact.shape[0], focal)
+    others = {}
+    for rule in ("slope-87", "moge-0.04"):
+        v, quads, tris = rule_mesh(rule, depth, camera)
+        others[rule] = edge_scenes.score(v.astype(np.float64), edge_scenes.triangulated(quads, tris), exact, focal,
+                                         grid=grid, samples=30_000, pixels=30_000)
+    if sigma == 0:
+        assert ours["precision"] >= 0.99 and ours["recall"] >= 0.99 and ours["coverage"] >= 0.99, ours
+    else:
+        assert ours["precision"] > others["slope-87"]["precision"], (ours, others)
+        assert ours["recall"] > others["moge-0.04"]["recall"], (ours, others)
+
+
+def test_mesh_with_fill_is_valid_and_its_edges_are_blenders_own(empty_scene, motorcycle):
+    # The fill's edges are numbered by the grid mesh too (not by Blender): they must be exactly the edges
+    # Blender derives from the same faces, and validate() must find nothing to fix.
+    from image_to_mesh.inference.photo.photo import Photo
+    from image_to_mesh.inference.pipeline import MeshSettings, image_to_mesh
+    from image_to_mesh.operators.builders.objects import build_objects
+    from test_blender import assert_edges_are_blenders_own
+
+    photo_rgb, depth, focal = motorcycle
+    photo = Photo("motorcycle", photo_rgb, None, (741, 500))
+    record = image_to_mesh(photo, edge_scenes.network_like(depth, 2.0), MeshSettings(focal_px=focal, resolution=741))
+    assert record.report.depth_edges.fill_vertices > 1000
+    mesh_object, _camera, _image = build_objects(record, empty_scene.collection, empty_scene)
+    assert_edges_are_blenders_own(mesh_object.data)
+
+
+def test_occlusion_fill_is_a_setting_and_the_json_reports_it(tmp_path):
+    # A near plane beside a far one, meshed by the CLI: the default band fills under the cut, --occlusion-fill 0
+    # turns it off and a wider band adds more; --json reports the fill and the (sharp) depth's blur.
+    photo = tmp_path / "step.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    near, far = np.full((200, 300), 2.0, np.float32), np.full((200, 300), 5.0, np.float32)
+    depth = write_depth(tmp_path / "step.exr", np.where(np.arange(300) < 150, near, far))
+    fill = {}
+    for band in (None, 0, 2):
+        args = [] if band is None else ["--occlusion-fill", band]
+        run = run_cli(photo, "--depth-map", depth, "--focal-px", 320, "--resolution", 300, *args,
+                      "-o", tmp_path / "step.glb", "--json")
+        assert run.returncode == 0, run.stderr
+        (result,) = json.loads(run.stdout)["results"]
+        fill[band] = result["depth_edges"]["fill_vertices"]
+        assert result["depth_edges"]["blur_px"] < 0.6
+    assert fill[0] == 0 and 0 < fill[None] < fill[2]
