@@ -72,18 +72,18 @@ def convert_on_ray(ray, tasks: list, cli_path: Path, hello: dict, request_of, me
     try:
         while running:
             interrupts.checkpoint()  # Ctrl-C and SIGTERM stop the batch here, never inside Ray's own calls
-            with interrupts.shielded():
+            with interrupts.shielded():  # a photo taken from Ray is journalled before the batch can stop
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-            for ref in done:
-                task = running.pop(ref)
-                try:
-                    with interrupts.shielded():
+                for ref in done:
+                    task = running.pop(ref)
+                    try:
                         event = ray.get(ref)
-                except ray.exceptions.RayError as err:  # its workers died, MAX_RETRIES + 1 times
-                    event = {"event": "error", "message": f"Every Ray worker that converted it died ({type(err).__name__})."}
-                if return_files and event["event"] == "result":
-                    event = _written_here(task, event)
-                answered(task, event)
+                    except ray.exceptions.RayError as err:  # its workers died, MAX_RETRIES + 1 times
+                        event = {"event": "error",
+                                 "message": f"Every Ray worker that converted it died ({type(err).__name__})."}
+                    if return_files and event["event"] == "result":
+                        event = _written_here(task, event)
+                    answered(task, event)
     finally:
         with interrupts.shielded():
             for ref in running:

@@ -10,6 +10,7 @@ hand is written or dropped (its outputs all together or none), and with its pare
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -25,13 +26,18 @@ from ..inference.settings import MeshSettings
 def serve(cli) -> int:
     """The worker's life; `cli` is the CLI module that started it (its interruptions, models and sentences)."""
     _end_with_parent()
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints where a stuck worker is, on the batch's stderr
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # Blender and its exporters print on stdout: the protocol's lines alone go to the channel
-    hello = json.loads(sys.stdin.readline() or "{}")
     with cli._Interrupts() as interrupts:
-        models = _models(cli, hello)
-        interrupts.cancel = models.cancel
-        try:
+        models = None
+        try:  # stopped while still loading (the batch ended before this worker's first photo): no traceback
+            hello = sys.stdin.readline()
+            if not hello:  # the driver ended before it said hello
+                return 0
+            models = _models(cli, json.loads(hello))
+            interrupts.cancel = models.cancel
             for line in sys.stdin:
                 # SIGTERM stops the photo at its next checkpoint (a model run at once), never between its outputs
                 # moved into place and its answer: the driver journals every photo that is written.
@@ -43,7 +49,8 @@ def serve(cli) -> int:
         except cli.Interrupted as interrupted:
             return interrupted.exit_status
         finally:
-            models.workers.close()
+            if models is not None:
+                models.workers.close()
     return 0
 
 

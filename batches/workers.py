@@ -91,7 +91,12 @@ def convert_in_workers(tasks: list, jobs: int, command: list[str], hello: dict, 
                 worker, event = events.get(timeout=0.5)  # a short wait: Ctrl-C and SIGTERM are handled between
             except queue.Empty:
                 continue
-            if event["event"] == "exit":
+            with interrupts.shielded():  # an answer taken is journalled before the batch can stop
+                if event["event"] != "exit":
+                    task, worker.task = worker.task, None
+                    answered(task, event)
+                    _next(worker, pending, request_of)
+                    continue
                 workers.remove(worker)
                 if worker.task is not None:  # it died in the middle of a photo
                     task, worker.task = worker.task, None
@@ -99,10 +104,6 @@ def convert_in_workers(tasks: list, jobs: int, command: list[str], hello: dict, 
                     if pending:
                         workers.append(WorkerProcess(command, hello, events))
                         _next(workers[-1], pending, request_of)
-                continue
-            task, worker.task = worker.task, None
-            answered(task, event)
-            _next(worker, pending, request_of)
     except BaseException:
         with interrupts.shielded():
             _stop(workers, events, answered)

@@ -176,10 +176,26 @@ def ended(process: subprocess.Popen, workers=(), timeout=120) -> tuple[str, str]
     try:
         return process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        for pid in [process.pid, *workers]:
+        where = {pid: waiting_in(pid) for pid in [process.pid, *workers]}  # what a hang in CI was doing
+        for pid in workers:  # their Python stacks, on the batch's stderr
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(1)
+        for pid in where:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-        pytest.fail(f"the batch or a worker of it was still running {timeout} s after it was told to end")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            where["stderr"] = process.communicate(timeout=30)[1][-3000:]
+        pytest.fail(f"the batch or a worker of it was still running {timeout} s after it was told to end: {where}")
+
+
+def waiting_in(pid: int) -> str:
+    """A process's state and the kernel function it waits in (/proc), or that it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/wchan") as wchan:
+            return f"state {stat.read().split(') ')[1][0]}, waiting in {wchan.read() or '-'}"
+    except OSError:
+        return "gone"
 
 
 def workers_of(pid: int) -> list[int]:
@@ -243,10 +259,12 @@ def test_an_interrupted_batch_keeps_whole_photos_and_journals_them(tmp_path, sig
     process = start_batch(src, "-o", out, "--jobs", "2", *SLOW, "--json")
     wait_for_entries(out, 1, process)
     workers = workers_of(process.pid)
+    os.kill(workers[0], signal.SIGUSR1)  # asked where it is, a worker prints its stacks and goes on
     process.send_signal(signum)
     stdout, stderr = ended(process, workers, timeout=300)
     document = strict_json(stdout)
     assert process.returncode == status and document["exit_status"] == status, stderr
+    assert "most recent call first" in stderr
     assert "Traceback" not in stderr and all(gone(pid) for pid in workers)
     done = sorted(e["name"] for e in journal(out) if e["status"] == "done")
     assert document["batch"]["converted"] == len(done) >= 1

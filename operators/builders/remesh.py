@@ -5,10 +5,11 @@ relief, one: its outline), wound the same way on both. A closed object (a closur
 comes out closed with its normals outward (a positive volume). QuadriFlow needs manifold input, so a closed mesh
 that is not (a generated mesh's stray edge in three faces, faces wound against their neighbours) is voxel
 remeshed first, at QUAD_VOXEL_FACES times the face budget, which makes it so. QuadriFlow lands near, not on, its
-target: when it misses by more than 8 %, it runs again with the target corrected by the miss (at most TRIES runs;
-the closest is kept). The automatic voxel size is estimated from the surface's area, which overshoots on a mesh
-with surface inside its volume (a generated object's stray sheets): the voxel remesh, too, runs again with the
-size corrected by the miss.
+target, and differently from run to run (its threads): when it misses by more than 8 %, or folds a relief over
+itself, it runs again with the target corrected by the mean miss so far (at most QUADRIFLOW_TRIES runs; the closest
+is kept). The automatic voxel size is estimated from the surface's area, which overshoots on a mesh with surface
+inside its volume (a generated object's stray sheets): the voxel remesh, too, runs again with the size corrected
+by the miss.
 
 An open relief stays open, each piece its depth cuts made a piece of its own. QuadriFlow takes it as it is,
 keeping its outline (Preserve Boundary). The voxel remesher needs a volume: the relief gets one for the time of
@@ -41,8 +42,10 @@ from ...inference.geometry.remesh import QUAD_VOXEL_FACES, PhotoProjection, voxe
 from .material import build_photo_material
 
 TRIES = 3
+QUADRIFLOW_TRIES = 6  # its face counts vary by 10-15 % from run to run, and a relief may fold
 TOLERANCE = 0.08  # the budget is asked within 10 %: a margin for the retries
 CAGE_EDGES = 2.0  # the bake's cage sits this many (new) edge lengths outside the new mesh
+FACING = 0.8  # a QuadriFlow relief folded over itself has less of its area towards the camera (README: 87-93 %)
 SHELL_VOXELS = 2.0  # a relief's shell for the voxel remesher: thick enough that front and back stay apart
 
 
@@ -208,15 +211,18 @@ def _voxels(source: bpy.types.Object, size: float, view_layer, relief: bool) -> 
     return mesh
 
 
-def _quadriflow(obj: bpy.types.Object, base: bpy.types.Mesh, target: int, view_layer) -> bpy.types.Mesh | None:
+def _quadriflow(obj: bpy.types.Object, base: bpy.types.Mesh, target: int, view_layer,
+                camera: np.ndarray | None = None) -> bpy.types.Mesh | None:
     """QuadriFlow on a copy of `base` until its face count is within TOLERANCE of `target`: the closest; `obj`
-    takes it. None (and `obj` keeps its mesh) when QuadriFlow refuses `base`: it says so only in a warning and
-    leaves the mesh as it was (not manifold, or edges too short for its tolerance)."""
+    takes it. With the `camera` of a relief, a try that folds over (less than FACING of its area towards the
+    camera once each piece faces it) counts as a miss. None (and `obj` keeps its mesh) when QuadriFlow refuses
+    `base`: it says so only in a warning and leaves the mesh as it was (not manifold, or edges too short for its
+    tolerance)."""
     # QuadriFlow's tolerances are absolute: a voxel mesh's shortest edges, a hundredth of a millimetre, fall below
     # them in metres. Scaled so that a typical edge is one unit, they do not.
     scale = 1.0 / float(np.sqrt(_face_areas(base).mean()))
-    mesh, best, asked = obj.data, None, target
-    for _ in range(TRIES):
+    mesh, best, best_miss, asked, gains = obj.data, None, None, target, []
+    for _ in range(QUADRIFLOW_TRIES):
         obj.data = base.copy()
         obj.data.transform(Matrix.Scale(scale, 4))
         try:
@@ -231,13 +237,16 @@ def _quadriflow(obj: bpy.types.Object, base: bpy.types.Mesh, target: int, view_l
             break
         result.transform(Matrix.Scale(1.0 / scale, 4))
         faces = len(result.polygons)
-        if best is None or abs(faces - target) < abs(len(best.polygons) - target):
-            best, result = result, best
+        folded = bool(camera is not None and faces and _face_the_camera(result, camera) < FACING)
+        miss = (folded, abs(faces - target))
+        if best is None or miss < best_miss:
+            best, best_miss, result = result, miss, best
         if result is not None:
             bpy.data.meshes.remove(result)
-        if abs(faces - target) <= TOLERANCE * target or not faces:
+        if miss[1] <= TOLERANCE * target and not folded or not faces:
             break
-        asked = max(1, round(asked * target / faces))
+        gains.append(faces / asked)  # asked from the mean of every try's faces per face asked: less noise
+        asked = max(1, round(target / np.mean(gains)))
     obj.data = mesh if best is None else best
     if best is not None and not best.polygons:
         raise _refused(base.name)
@@ -259,13 +268,13 @@ def _remesh_relief(obj: bpy.types.Object, remesh: str, target: int, voxel_size: 
             new = None
             if _is_manifold(source_mesh, closed=False):
                 base = source_mesh.copy()
-                new = _quadriflow(obj, base, target, view_layer)
+                new = _quadriflow(obj, base, target, view_layer, projection.camera_position)
                 bpy.data.meshes.remove(base)
             if new is None:  # not manifold (the occlusion fill's layer) or refused: through its shell's front
                 area = float(_face_areas(source_mesh).sum())
                 base = _voxel_remesh(source, voxel_size_for(area, QUAD_VOXEL_FACES * target), 0, view_layer,
                                      relief=True)
-                new = _quadriflow(obj, base, target, view_layer)
+                new = _quadriflow(obj, base, target, view_layer, projection.camera_position)
                 bpy.data.meshes.remove(base)
             if new is None:
                 raise _refused(name)
@@ -309,16 +318,17 @@ def _keep_the_front(shell: bpy.types.Mesh, surface: bpy.types.Mesh, size: float)
         bm.free()
 
 
-def _face_the_camera(mesh: bpy.types.Mesh, camera: np.ndarray) -> None:
-    """Consistent winding in each piece, and each piece's normals towards `camera` (most of its area)."""
+def _face_the_camera(mesh: bpy.types.Mesh, camera: np.ndarray) -> float:
+    """Consistent winding in each piece, and each piece's normals towards `camera` (most of its area); the share of
+    the whole area then towards it."""
     _orient_outwards(mesh)  # consistent winding first; outwards means nothing for an open piece
     n = len(mesh.polygons)
     normals, centres = np.empty(3 * n, np.float32), np.empty(3 * n, np.float32)
     mesh.polygons.foreach_get("normal", normals)
     mesh.polygons.foreach_get("center", centres)
-    facing = np.einsum("ij,ij->i", normals.reshape(-1, 3), camera - centres.reshape(-1, 3))
-    piece = _pieces(mesh)
-    away = np.bincount(piece, _face_areas(mesh) * np.sign(facing), minlength=len(mesh.vertices)) < 0
+    facing = np.einsum("ij,ij->i", normals.reshape(-1, 3), camera - centres.reshape(-1, 3)) > 0
+    piece, area = _pieces(mesh), _face_areas(mesh)
+    away = np.bincount(piece, area * np.where(facing, 1, -1), minlength=len(mesh.vertices)) < 0
     flip = np.flatnonzero(away[piece])
     if len(flip):
         bm = bmesh.new()
@@ -329,6 +339,7 @@ def _face_the_camera(mesh: bpy.types.Mesh, camera: np.ndarray) -> None:
             bm.to_mesh(mesh)
         finally:
             bm.free()
+    return float(area[facing != away[piece]].sum() / max(area.sum(), 1e-30))
 
 
 def _pieces(mesh: bpy.types.Mesh) -> np.ndarray:
