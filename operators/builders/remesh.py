@@ -281,7 +281,7 @@ def _remesh_relief(obj: bpy.types.Object, remesh: str, target: int, voxel_size: 
         else:
             new = _voxel_remesh(source, voxel_size, target, view_layer, relief=True)
             obj.data = new
-    _face_the_camera(new, projection.camera_position)
+            _face_the_camera(new, projection.camera_position)  # QuadriFlow's tries are turned as they are judged
     new.shade_smooth()
     co = np.empty(len(new.vertices) * 3, np.float32)
     new.vertices.foreach_get("co", co)
