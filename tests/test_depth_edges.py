@@ -72,7 +72,7 @@ def test_network_like_depth_loses_its_curtains_but_not_the_surfaces(scenes, name
     ours = cli_score(scenes[name], 2)
     slope = rule_score(scenes[name], 2, "slope-87")
     moge = rule_score(scenes[name], 2, "moge-0.04")
-    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.97, (ours, slope)
+    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.975, (ours, slope)
     assert ours["recall"] > moge["recall"] and ours["recall"] >= 0.98, (ours, moge)
     assert ours["coverage"] >= 0.99 and ours["coverage"] > moge["coverage"], (ours, moge)
 
@@ -111,17 +111,47 @@ def test_fill_continues_the_background_behind_silhouettes_and_is_textured_from_i
     fill = slice(grid.fill_start, None)
     z = -grid.vertices[fill, 2]
     assert len(z) > 0
-    # Behind the surface the camera sees at its own pixel: hidden from the photo's point of view.
+    # Behind the surface the camera sees at its own pixel: hidden from the photo's point of view; only where
+    # no background could be continued, a skirt: the foreground one step over the background, in front of it.
     seen = exact.ravel()[grid.grid_index[fill]]
-    assert (z > seen * 1.01).all()
-    # On the true surface hidden there (the wall and floor behind the monkey and its pedestal).
+    hidden, skirt = z > seen * 1.01, z < seen
+    assert (hidden | skirt).all() and hidden.mean() >= 0.95
+    # On the true surface hidden there (the wall and floor behind the monkey and its pedestal), or for a skirt
+    # within a step of the foreground's edge.
     tau = 0.01 * np.nanmedian(exact)
     distance = np.array([edge_scenes._bvh(*truth).find_nearest(tuple(p))[3] for p in grid.vertices[fill]])
     assert (distance <= tau).mean() >= 0.99
-    # Textured from the background it continues: its UV's pixel shows a surface at its own depth.
+    # Textured from the surface it continues: its UV's pixel shows a surface at its own depth.
     uv_rows = ((1 - grid.uvs[fill, 1]) * exact.shape[0]).astype(int)
     uv_cols = (grid.uvs[fill, 0] * exact.shape[1]).astype(int)
     np.testing.assert_allclose(exact[uv_rows, uv_cols], z, rtol=0.02)
+
+
+def test_a_seam_with_no_background_to_continue_is_closed_by_the_foreground(scenes):
+    # Blurred, the table's background is often a sliver (floor between a prop and the horizon, between the
+    # legs) whose slope cannot be measured beyond the blur: no background is guessed there, and the seam is
+    # closed by the foreground's one-step skirt instead, textured from the foreground and on its surface.
+    photo, exact, truth, focal, _ = scenes["table"]
+    camera = Intrinsics(exact.shape[1], exact.shape[0], focal)
+    grid = depth_to_grid_mesh(edge_scenes.network_like(exact, 2.0), camera, guide=cv2.imread(str(photo))[..., ::-1])
+    fill = slice(grid.fill_start, None)
+    z = -grid.vertices[fill, 2]
+    # A skirt vertex continues the front vertex that textures it, at that vertex's depth, in front of the
+    # surface the camera sees at its own pixel.
+    front = np.full(grid.grid_size[0] * grid.grid_size[1], -1)
+    front[grid.grid_index[: grid.fill_start]] = np.arange(grid.fill_start)
+    source = front[grid.source_index[fill]]
+    skirt = (source >= 0) & (z < exact.ravel()[grid.grid_index[fill]])
+    skirt[skirt] = np.isclose(z[skirt], -grid.vertices[source[skirt], 2], rtol=1e-6)
+    assert skirt.sum() > 100
+    source = source[skirt]
+    tau = 0.01 * np.nanmedian(exact)
+    bvh = edge_scenes._bvh(*truth)
+    near_truth = np.array([bvh.find_nearest(tuple(p))[3] <= tau for p in grid.vertices[fill][skirt]])
+    good_front = np.array([bvh.find_nearest(tuple(p))[3] <= tau for p in grid.vertices[source]])
+    # Where the foreground vertex it continues is on the true surface, so is the skirt, a step beyond it (but
+    # where that vertex lies near the tolerance and the step takes it over).
+    assert near_truth[good_front].mean() >= 0.9, near_truth[good_front].mean()
 
 
 def test_fill_band_scales_with_the_photo_and_can_be_turned_off(scenes):

@@ -39,7 +39,12 @@ without any angle limit, and extrapolating a surface in q continues planes exact
    background and adds its own variance to the structure's, so the excess's mass and spread give the true
    width and height of the bar (a bar of w samples has variance (w^2 - 1) / 12). Where no clean plateau lies
    within reach on one side (structures closer together than the blur), the vertex takes the nearer of the
-   raw local extremes within the blur's reach.
+   two surfaces: the plateau's line on the side that has one (a raw extreme on a slanted floor lies a few
+   steps up its slope), the raw local extreme within the blur's reach on the side that has none.
+   The Hessian's axis can run along an oblique or curved silhouette's ramp instead of across it; a vertex the
+   first reading leaves undecided (neither snapped as a step nor rebuilt as a bar) is read again along the
+   other three directions, and one that crosses a step between plateaus as near as a blurred step's, larger
+   than half the range the blur spreads around the vertex, decides.
    A vertex only moves when that changes its depth by more than DEVIATION_Z of the scene's median depth.
 5. Cutting. After snapping, a grid edge crosses a discontinuity when its disparity step is not explained by
    the steps before and after it along the same line: for a surface, planar or curved, and for a crease,
@@ -125,26 +130,77 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
     if len(ii) == 0:
         return depth, 0.0, behind
     flat = (ii + half) * wp + (jj + half)
-    offset = steps[direction[ii, jj]]
     t = np.arange(-half, half + 1)
-    prof = qp.ravel()[flat[:, None] + t[None, :] * offset[:, None]]  # (n, 2 half + 1), t = 0 at the vertex
-    q0 = prof[:, half]
-    r_l, e_l, s_l = _plateau(prof, half, -1, q_scale)
-    r_r, e_r, s_r = _plateau(prof, half, 1, q_scale)
-    both = (r_l > 0) & (r_r > 0)
 
+    def read(which, k):
+        """Profiles of vertices `which` along DIRECTIONS[k] (per vertex): disparity at t = -half .. half
+        steps, t = 0 at the vertex, and the plateaus on both sides."""
+        prof = qp.ravel()[flat[which, None] + t[None, :] * steps[k][:, None]]
+        return prof, _plateau(prof, half, -1, q_scale) + _plateau(prof, half, 1, q_scale)
+
+    everyone = np.arange(len(ii))
+    prof, plateaus = read(everyone, direction[ii, jj])
+    r_l, e_l, _, r_r, e_r, _ = plateaus
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q0 = prof[:, half]
+        jump = e_r - e_l
+        between = (r_l > 0) & (r_r > 0) & ((q0 - e_l) * (q0 - e_r) < 0)
+        blur = _blur(prof, half, *plateaus, between & (np.abs(jump) > STRONG_STEP * q0))
+    if blur < SHARP_SIGMA:  # sharp depth: nothing to undo
+        return depth, blur, behind
+    colour = None if guide is None else _Colours(guide, (rows, cols), ii, jj, wp)
+    new, farther, decided = _snap(prof, half, steps[direction[ii, jj]], plateaus, blur, q_scale, z_scale, colour)
+
+    # The main axis of the Hessian can run along an oblique or curved silhouette, where a plateau lies beyond
+    # reach on one side or the profile follows the ramp. Vertices the first reading left undecided are read
+    # along the other three directions; one that crosses a step, between plateaus as near as a blurred
+    # step's and larger than half the range the blur spreads around the vertex, decides (the largest wins).
+    retry = np.flatnonzero(~decided)
+    near = 2 * (int(np.ceil(3 * blur)) + 1)
+    h = int(np.ceil(2.5 * blur)) + 1
+    with np.errstate(invalid="ignore"):
+        local = prof[retry, half - h : half + h + 1]
+        best = np.fmax(0.5 * (np.nanmax(local, axis=1) - np.nanmin(local, axis=1)), LONE_STEP * prof[retry, half])
+    for turn in (1, 2, 3):
+        if len(retry) == 0:
+            break
+        k = (direction[ii[retry], jj[retry]] + turn) % 4
+        prof_k, plateaus_k = read(retry, k)
+        sub = None if colour is None else colour.subset(retry)
+        new_k, farther_k, stepped = _snap(prof_k, half, steps[k], plateaus_k, blur, q_scale, z_scale, sub)
+        r_l, e_l, _, r_r, e_r, _ = plateaus_k
+        q0 = prof_k[:, half]
+        with np.errstate(invalid="ignore"):
+            size = np.abs(e_r - e_l)
+            take = stepped & (r_l > 0) & (r_r > 0) & (r_l + r_r <= near) & ((q0 - e_l) * (q0 - e_r) < 0)
+            take &= size > best
+        best[take] = size[take]
+        new[retry[take]], farther[retry[take]] = new_k[take], farther_k[take]
+
+    behind[ii, jj] = farther
+    out = q.copy()
+    out[ii, jj] = new
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = (1.0 / out).astype(np.float32)
+    bad = ~(np.isfinite(result) & (result > 0))
+    result[bad] = depth[bad]
+    return result, blur, behind
+
+
+def _snap(prof, half, offset, plateaus, blur, q_scale, z_scale, colour):
+    """Each profile's vertex moved onto its surface (steps 4 of the module's docstring): its new disparity,
+    the farther surface's disparity hidden behind it where it moved onto the nearer one (NaN elsewhere), and
+    whether it lies on a step between two plateaus (else only the raw local extremes decided)."""
+    r_l, e_l, s_l, r_r, e_r, s_r = plateaus
+    q0 = prof[:, half]
+    both = (r_l > 0) & (r_r > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         dev_l, dev_r = q0 - e_l, q0 - e_r
         jump = e_r - e_l
         between = both & (dev_l * dev_r < 0)
-        blur = _blur(prof, half, r_l, e_l, s_l, r_r, e_r, s_r, between & (np.abs(jump) > STRONG_STEP * q0))
-    if blur < SHARP_SIGMA:  # sharp depth: nothing to undo
-        return depth, blur, behind
-    with np.errstate(invalid="ignore", divide="ignore"):
         left_nearer = np.abs(dev_l) <= np.abs(dev_r)
-        if guide is not None:
-            left_nearer = _colour_side(guide, (rows, cols), ii, jj, offset, r_l, r_r, left_nearer, between,
-                                       np.abs(dev_l) / np.abs(jump), wp, half, cols)
+        if colour is not None:
+            left_nearer = colour.side(offset, r_l, r_r, left_nearer, between, np.abs(dev_l) / np.abs(jump))
         nearer = np.where(left_nearer, e_l, e_r)
         dev = np.minimum(np.abs(dev_l), np.abs(dev_r))
         moves = np.abs(1.0 / nearer - 1.0 / q0) > DEVIATION_Z * z_scale
@@ -154,30 +210,31 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
 
     new = q0.copy()
     new[step] = nearer[step]
+    farther = np.full(len(q0), np.nan)
     with np.errstate(invalid="ignore"):
-        farther = np.where(left_nearer, e_r, e_l)
-        hidden = step & between & (farther < nearer)
-    behind[ii[hidden], jj[hidden]] = farther[hidden]
-    bar = _thin_structures(prof, half, np.flatnonzero(bump), r_l, e_l, s_l, r_r, e_r, s_r, blur)
+        far = np.where(left_nearer, e_r, e_l)
+        hidden = step & between & (far < nearer)
+    farther[hidden] = far[hidden]
+    bar = _thin_structures(prof, half, np.flatnonzero(bump), *plateaus, blur)
     done = np.isfinite(bar)
     new[np.flatnonzero(bump)[done]] = bar[done]
     both[np.flatnonzero(bump)[~done]] = False  # several structures in one span: toggled below
-    # No plateau within reach on one side: the nearer of the raw local extremes within the blur's reach.
+    # No plateau within reach on one side: the nearer of the two surfaces, the side without a plateau read
+    # as the raw local extreme within the blur's reach (a plateau's line, where one side has it, is exact
+    # on a slanted surface, where a raw extreme lies a few steps up the slope).
     h = int(np.ceil(2.5 * blur)) + 1
     local = prof[:, half - h : half + h + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        hi, lo = np.nanmax(local, axis=1), np.nanmin(local, axis=1)
+        known = np.where(r_l > 0, e_l, np.where(r_r > 0, e_r, np.nan))
+        known[(r_l > 0) & (r_r > 0)] = np.nan
+        hi = np.where(known > q0, known, np.nanmax(local, axis=1))
+        lo = np.where(known < q0, known, np.nanmin(local, axis=1))
         pick = np.where(hi - q0 <= q0 - lo, hi, lo)
         lone = ~both & (hi - lo > LONE_STEP * q0) & (np.abs(1.0 / pick - 1.0 / q0) > DEVIATION_Z * z_scale)
     new[lone] = pick[lone]
-
-    out = q.copy()
-    out[ii, jj] = new
-    with np.errstate(divide="ignore", invalid="ignore"):
-        result = (1.0 / out).astype(np.float32)
-    bad = ~(np.isfinite(result) & (result > 0))
-    result[bad] = depth[bad]
-    return result, blur, behind
+    decided = step.copy()
+    decided[np.flatnonzero(bump)[done]] = True
+    return new, farther, decided
 
 
 def _directions(q: np.ndarray) -> np.ndarray:
@@ -361,36 +418,43 @@ def _thin_structures(prof, half, idx, r_l, e_l, s_l, r_r, e_r, s_r, blur) -> np.
     return value
 
 
-def _colour_side(guide, size, ii, jj, offset, r_l, r_r, left_nearer, between, position, wp, half, cols):
-    """Ramp vertices near the ramp's middle take the side whose plateau colour is nearer their own colour,
-    where the plateau colours differ by COLOUR_MIN or more."""
-    import cv2
+class _Colours:
+    """The photo on the grid, to decide the side of ramp vertices near a ramp's middle: they take the side
+    whose plateau colour is nearer their own, where the plateau colours differ by COLOUR_MIN or more."""
 
-    rows = size[0]
-    rgb = cv2.resize(guide, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32)
-    ambiguous = between & (position > 0.3) & (position < 0.7)
-    if not ambiguous.any():
-        return left_nearer
-    idx = np.flatnonzero(ambiguous)
-    # Offsets in padded-grid units back to (row, column) steps.
-    dr, dc = np.divmod(offset[idx] + 1, wp)
-    dc -= 1
-    ci, cj = ii[idx], jj[idx]
+    def __init__(self, guide, size, ii, jj, wp, rgb=None):
+        import cv2
 
-    def colour_at(distance):
-        ri = np.clip(ci + dr * distance, 0, rows - 1)
-        rj = np.clip(cj + dc * distance, 0, cols - 1)
-        return rgb[ri, rj]
+        rows, cols = size
+        self.rgb = cv2.resize(guide, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32) if rgb is None else rgb
+        self.ii, self.jj, self.wp, self.guide, self.size = ii, jj, wp, guide, size
 
-    own = rgb[ci, cj]
-    left, right = colour_at(-r_l[idx]), colour_at(r_r[idx])
-    contrast = np.linalg.norm(left - right, axis=1)
-    to_left = np.linalg.norm(own - left, axis=1)
-    to_right = np.linalg.norm(own - right, axis=1)
-    decided = contrast >= COLOUR_MIN
-    out = left_nearer.copy()
-    out[idx[decided]] = to_left[decided] <= to_right[decided]
-    return out
+    def subset(self, idx) -> "_Colours":
+        return _Colours(self.guide, self.size, self.ii[idx], self.jj[idx], self.wp, self.rgb)
+
+    def side(self, offset, r_l, r_r, left_nearer, between, position):
+        rows, cols = self.size
+        ambiguous = between & (position > 0.3) & (position < 0.7)
+        if not ambiguous.any():
+            return left_nearer
+        idx = np.flatnonzero(ambiguous)
+        # Offsets in padded-grid units back to (row, column) steps.
+        dr, dc = np.divmod(offset[idx] + 1, self.wp)
+        dc -= 1
+        ci, cj = self.ii[idx], self.jj[idx]
+
+        def colour_at(distance):
+            return self.rgb[np.clip(ci + dr * distance, 0, rows - 1), np.clip(cj + dc * distance, 0, cols - 1)]
+
+        own = self.rgb[ci, cj]
+        left, right = colour_at(-r_l[idx]), colour_at(r_r[idx])
+        contrast = np.linalg.norm(left - right, axis=1)
+        to_left = np.linalg.norm(own - left, axis=1)
+        to_right = np.linalg.norm(own - right, axis=1)
+        decided = contrast >= COLOUR_MIN
+        out = left_nearer.copy()
+        out[idx[decided]] = to_left[decided] <= to_right[decided]
+        return out
 
 
 # --- cutting -------------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ snapping, no cut, no fill. Where a quad fails, its two triangles along one diago
 discontinuity borders keep diagonal steps instead of losing whole cells.
 
 Cutting leaves a gap one cell wide along every cut; occlusion_fill continues the background under the
-foreground by a band, and the fill's vertices (after the front's, from `fill_start` on) are meshed into the
-cells the gap left, so from the photo's camera the mesh has no hole.
+foreground by a band (or, where no background can be continued, the foreground one step over it), and the
+fill's vertices (after the front's, from `fill_start` on) are meshed into the cells the gap left, so from the
+photo's camera the mesh has no hole.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class GridMesh:
     grid_size: tuple[int, int]  # (grid_width, grid_height)
     edges: np.ndarray  # (E, 2) int32, every face edge once, as (lower, higher) vertex index
     corner_edges: np.ndarray  # (4Q + 3T,) int32, the edge from each corner to the next: quads', then triangles'
-    # Vertices from fill_start on are the occlusion fill: background continued behind the front surface. Each
-    # sits at its own grid point (grid_index) but is textured from a background point (source_index, which
-    # for the front vertices is their own grid point).
+    # Vertices from fill_start on are the occlusion fill: background continued behind the front surface (or a
+    # foreground's one-step skirt). Each sits at its own grid point (grid_index) but is textured from another
+    # (source_index: the background's mirror point, the skirt's foreground; a front vertex's own).
     fill_start: int = -1
     source_index: np.ndarray | None = None
     depth_blur: float = 0.0  # the depth map's blur measured at its steps (Gaussian sigma, grid steps)

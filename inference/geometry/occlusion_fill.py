@@ -10,10 +10,16 @@ continues behind the foreground; this module does the same on the vertex grid:
   disparity (1/z): a plane's disparity is affine in the image, so planes continue exactly, and curved
   surfaces continue along their tangent. Where the depth was blurred, the line is anchored where the blur no
   longer reaches, and where depth_edges moved a ramp vertex onto the foreground, the background it found
-  behind that vertex is used as is. The extension stops where it would come out in front of the foreground
+  behind that vertex is used as is. On blurred depth a line is only drawn from a background that runs uncut
+  past the blur and over the whole baseline: a sliver of background narrower than that (a floor between an
+  object and the horizon, a gap between two legs) has no trustworthy slope, and guessing one put most of the
+  fill's error at such places. The extension stops where it would come out in front of the foreground
   (it would then be visible, not hidden by it) or at a point with no depth. A point reached from several
   cut edges takes the mean of the extensions from the nearest ones; where those continue two different
   surfaces (a sliver between two backgrounds), each gets a layer of its own.
+- Skirt: where no background can be continued under a cut's first step, the seam is closed from the
+  other side: the foreground continues one step over the background, at its own disparity and textured from
+  its own pixel. It lies within a grid step of the foreground's true edge, so it adds no wrong geometry.
 - Colour: the hidden layer needs the background's colour, which the photo does not have there. Each fill
   vertex is textured from the photo's background by reflection about the silhouette: k steps under the
   foreground it takes the UV of the background point k + 1 steps away on the other side of the cut (the last
@@ -21,9 +27,10 @@ continues behind the foreground; this module does the same on the vertex grid:
   carries it, and no fringe of foreground colour lands on the background layer to show as a halo when the
   camera moves.
 
-The result is a list of layers of fill points (grid points that get a second, background vertex), their
-disparity, and the grid point whose photo pixel textures each; grid_mesh meshes them the same way as the
-front surface, into the cells whose corners are fill points or the background's own vertices.
+The result is a list of layers of fill points (grid points that get a second vertex: background, or the
+skirt's foreground), their disparity, and the grid point whose photo pixel textures each; grid_mesh meshes
+them the same way as the front surface, into the cells whose corners are fill points or the front's own
+vertices.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .depth_edges import SHARP_SIGMA
 
 # Default band: this share of the photo's long side (a grid step at the default resolution, more above it).
 DEFAULT_OCCLUSION_FILL_SHARE = 0.0025
@@ -70,6 +79,7 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
     anchor = int(np.ceil(2 * blur))
     baseline = max(2, int(np.ceil(2 * blur)))
     found_points, found_values, found_steps, found_texture = [], [], [], []
+    skirt_points, skirt_values, skirt_texture = [], [], []
     for k, (dr, dc) in enumerate(_STEPS):
         cut = broken[k]
         for sign in (1, -1):
@@ -89,6 +99,7 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
             ai, aj, reached = _walk(broken, k, bi, bj, sign, anchor, q, rows, cols)
             ci, cj, run = _walk(broken, k, ai, aj, sign, baseline, q, rows, cols)
             a_val, c_val = q[ai * cols + aj], q[ci * cols + cj]
+            measured = (reached == anchor) & (run == baseline) | (blur < SHARP_SIGMA)
             with np.errstate(invalid="ignore", divide="ignore"):
                 slope = np.where(run > 0, (a_val - c_val) / np.maximum(run, 1), 0.0)
             step_flat = sign * (dr * cols + dc)
@@ -110,12 +121,23 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
                     mok[mok] &= np.isfinite(q[oi[mok] * cols + oj[mok]])
                     mi, mj = np.where(mok, oi, mi), np.where(mok, oj, mj)
                 t = ti * cols + tj
-                value = a_val + (j + 1 + reached) * slope
-                if hidden is not None:  # the background the snapping found behind this vertex, if any
-                    known = hidden[ti * cols + tj]
+                value = np.where(measured, a_val + (j + 1 + reached) * slope, np.nan)
+                other = np.zeros(len(p), bool)
+                if hidden is not None:
+                    # The background the snapping found behind this vertex, if any. A vertex between two cuts
+                    # may have found the other cut's: it still lies behind, but does not join this one's.
+                    known = hidden[t]
+                    expected = np.where(measured, value, q[b1])
+                    with np.errstate(invalid="ignore"):
+                        other = np.abs(known - expected) > _LAYER_TOLERANCE * expected
                     value = np.where(np.isfinite(known), known, value)
                 with np.errstate(invalid="ignore"):
                     alive &= np.isfinite(q[t]) & (value > 0.1 * q[b1]) & (q[t] > value * (1 + _BEHIND_MARGIN))
+                if j == 0:  # no background to continue: the foreground's skirt closes the seam instead
+                    skirted = ~alive | other if meshed is None else (~alive | other) & meshed.ravel()[p]
+                    skirt_points.append(b1[skirted])
+                    skirt_values.append(q[p[skirted]])
+                    skirt_texture.append(p[skirted])
                 if not alive.any():
                     break
                 found_points.append(t[alive])
@@ -123,8 +145,9 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
                 found_steps.append(np.full(np.count_nonzero(alive), j))
                 texture = mi * cols + mj
                 found_texture.append(texture[alive])
+    skirt = _skirt(skirt_points, skirt_values, skirt_texture)
     if not found_points:
-        return []
+        return skirt
     points = np.concatenate(found_points)
     values = np.concatenate(found_values)
     steps = np.concatenate(found_steps)
@@ -158,7 +181,20 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
         first_of = np.full(n, -1)
         first_of[g[::-1]] = np.flatnonzero(agree)[::-1]  # first candidate of each group that agrees
         layers.append(FillLayer(points[first_of[has]], sums[has] / counts[has], texture[first_of[has]]))
-    return layers
+    return layers + skirt
+
+
+def _skirt(points, values, texture) -> list[FillLayer]:
+    """The layer of foreground continued one step over the background where no background could be
+    continued under it: at each point the nearest foreground reaching it."""
+    if not points or not sum(len(p) for p in points):
+        return []
+    points, values, texture = np.concatenate(points), np.concatenate(values), np.concatenate(texture)
+    order = np.lexsort((-values, points))
+    points, values, texture = points[order], values[order], texture[order]
+    first = np.ones(len(points), bool)
+    first[1:] = points[1:] != points[:-1]
+    return [FillLayer(points[first], values[first], texture[first])]
 
 
 def _walk(broken, k, i, j, sign, steps, q, rows, cols):
