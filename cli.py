@@ -199,6 +199,15 @@ def _given(argv: list[str], settings_class) -> set[str]:
     return {flags[arg.split("=")[0]] for arg in argv if arg.split("=")[0] in flags}
 
 
+def load_blender(interrupts: _Interrupts) -> None:
+    """Import Blender, signals held until it is up: its start-up enables add-ons and prints, then swallows,
+    whatever is raised inside them, so an interruption raised there was lost and could leave Blender half
+    started."""
+    with interrupts.shielded():
+        import bpy  # noqa: F401
+    interrupts.checkpoint()
+
+
 def settings_of(args: argparse.Namespace, settings_class):
     from image_to_mesh.inference.settings import options
 
@@ -230,6 +239,7 @@ def main(argv: list[str]) -> int:
 
 def _run(argv: list[str], outcome: dict, interrupts: _Interrupts) -> int:
     args = parse_args(argv)
+    load_blender(interrupts)
     from image_to_mesh.inference.errors import InputError
     from image_to_mesh.inference.settings import MeshSettings, apply_preset
 

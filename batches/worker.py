@@ -36,6 +36,7 @@ def serve(cli) -> int:
             hello = sys.stdin.readline()
             if not hello:  # the driver ended before it said hello
                 return 0
+            cli.load_blender(interrupts)
             models = _models(cli, json.loads(hello))
             interrupts.cancel = models.cancel
             for line in sys.stdin:

@@ -190,6 +190,31 @@ def test_a_signal_during_export_leaves_every_output_whole_or_absent(motorcycle_f
                                + ["motorcycle_texture.jpg", "motorcycle.mtl"])), left
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_blender_starts_stops_the_run_without_a_traceback(tmp_path, signum, status):
+    # Blender's start-up (the first `import bpy`, a second or two) enables its add-ons and prints, then swallows,
+    # whatever is raised inside them: an interruption raised there printed a traceback, was lost, and could
+    # leave Blender half started (an AttributeError, exit status 1). Signals sent across the start-up must
+    # each stop the run with its status and one sentence.
+    photo = np.full((60, 80, 3), 255, np.uint8)
+    photo[15:45, 25:55] = (40, 90, 160)  # a subject on a plain background, inflated once Blender is up
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    stopped = 0
+    for delay in (0.5, 0.8, 1.1, 1.4, 1.7):
+        out = tmp_path / f"out{round(delay * 10)}"
+        process = start_cli(tmp_path / "p.png", "--method", "inflate", "-o", out)
+        time.sleep(delay)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+        assert "Traceback" not in stderr, (delay, stderr)
+        # Done first, or ended by the signal on its way out: its outputs whole. Otherwise stopped, with nothing.
+        assert process.returncode in (0, -signum, status), (delay, process.returncode, stderr)
+        if process.returncode == status:
+            stopped += 1
+            assert not out.exists() and stderr.strip().splitlines()[-1].startswith("image_to_mesh: "), stderr
+    assert stopped  # at least one signal landed before the photo was done
+
+
 def test_ctrl_c_during_a_model_run_stops_it_at_once(tmp_path):
     # Uncancelled, this model's run alone takes most of an hour (a cancelled run exits in about 2 s on a quiet
     # machine): an exit within a minute was a stopped run.
