@@ -100,8 +100,9 @@ class _Interrupts:
             signal.signal(sig, handler)
 
     def _handle(self, signum, _frame):
+        first = self.signum is None
         self.signum = self.signum or signum
-        if self.cancel is not None:
+        if first and self.cancel is not None:  # once: a second signal may land while the first is setting it
             self.cancel.set()
         if not self._shielded:
             raise Interrupted(self.signum)

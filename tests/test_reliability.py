@@ -215,6 +215,28 @@ def test_a_signal_while_blender_starts_stops_the_run_without_a_traceback(tmp_pat
     assert stopped  # at least one signal landed before the photo was done
 
 
+def test_a_signal_while_the_cancel_token_is_busy_does_not_hang():
+    # The handler cancels model work by setting the run's CancelToken, on the main thread, which may hold the
+    # token's lock at that moment (registering an ONNX Runtime run); and more signals may follow while the
+    # first is being handled. A batch worker once hung for good that way (stacks: _handle -> set -> _handle).
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+import cli
+cli.load_package()
+from image_to_mesh.inference.runtime.jobs import CancelToken
+token = CancelToken()
+with cli._Interrupts() as interrupts:
+    interrupts.cancel = token
+    with interrupts.shielded(), token._lock:  # as inside CancelToken.watch()
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    print(token.is_set(), interrupts.signum)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["True", "15"], run.stderr
+
+
 def test_ctrl_c_during_a_model_run_stops_it_at_once(tmp_path):
     # Uncancelled, this model's run alone takes most of an hour (a cancelled run exits in about 2 s on a quiet
     # machine): an exit within a minute was a stopped run.

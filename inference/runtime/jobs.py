@@ -34,7 +34,9 @@ class CancelToken(threading.Event):
 
     def __init__(self):
         super().__init__()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler sets the token on the main thread, which may be inside watch() or
+        # unwatch() holding the lock at that moment.
+        self._lock = threading.RLock()
         self._runs: set = set()
 
     def set(self) -> None:
