@@ -157,7 +157,7 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
     # step's and larger than half the range the blur spreads around the vertex, decides (the largest wins).
     retry = np.flatnonzero(~decided)
     near = 2 * (int(np.ceil(3 * blur)) + 1)
-    h = int(np.ceil(2.5 * blur)) + 1
+    h = _blur_reach(blur)
     with np.errstate(invalid="ignore"):
         local = prof[retry, half - h : half + h + 1]
         best = np.fmax(0.5 * (np.nanmax(local, axis=1) - np.nanmin(local, axis=1)), LONE_STEP * prof[retry, half])
@@ -188,9 +188,9 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
 
 
 def _snap(prof, half, offset, plateaus, blur, q_scale, z_scale, colour):
-    """Each profile's vertex moved onto its surface (steps 4 of the module's docstring): its new disparity,
+    """Each profile's vertex moved onto its surface (step 4 of the module's docstring): its new disparity,
     the farther surface's disparity hidden behind it where it moved onto the nearer one (NaN elsewhere), and
-    whether it lies on a step between two plateaus (else only the raw local extremes decided)."""
+    whether it was decided: snapped as a step or rebuilt as a bar (else left, or moved by raw extremes)."""
     r_l, e_l, s_l, r_r, e_r, s_r = plateaus
     q0 = prof[:, half]
     both = (r_l > 0) & (r_r > 0)
@@ -222,7 +222,7 @@ def _snap(prof, half, offset, plateaus, blur, q_scale, z_scale, colour):
     # No plateau within reach on one side: the nearer of the two surfaces, the side without a plateau read
     # as the raw local extreme within the blur's reach (a plateau's line, where one side has it, is exact
     # on a slanted surface, where a raw extreme lies a few steps up the slope).
-    h = int(np.ceil(2.5 * blur)) + 1
+    h = _blur_reach(blur)
     local = prof[:, half - h : half + h + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         known = np.where(r_l > 0, e_l, np.where(r_r > 0, e_r, np.nan))
@@ -235,6 +235,11 @@ def _snap(prof, half, offset, plateaus, blur, q_scale, z_scale, colour):
     decided = step.copy()
     decided[np.flatnonzero(bump)[done]] = True
     return new, farther, decided
+
+
+def _blur_reach(blur: float) -> int:
+    """Grid steps within which a step blurred by `blur` still moves its samples (2.5 sigma, and one more)."""
+    return int(np.ceil(2.5 * blur)) + 1
 
 
 def _directions(q: np.ndarray) -> np.ndarray:
@@ -426,8 +431,9 @@ class _Colours:
         import cv2
 
         rows, cols = size
-        self.rgb = cv2.resize(guide, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32) if rgb is None else rgb
-        self.ii, self.jj, self.wp, self.guide, self.size = ii, jj, wp, guide, size
+        if rgb is None:
+            rgb = cv2.resize(guide, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32)
+        self.rgb, self.ii, self.jj, self.wp, self.guide, self.size = rgb, ii, jj, wp, guide, size
 
     def subset(self, idx) -> "_Colours":
         return _Colours(self.guide, self.size, self.ii[idx], self.jj[idx], self.wp, self.rgb)
