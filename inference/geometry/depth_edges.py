@@ -138,8 +138,7 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
         prof = qp.ravel()[flat[which, None] + t[None, :] * steps[k][:, None]]
         return prof, _plateau(prof, half, -1, q_scale) + _plateau(prof, half, 1, q_scale)
 
-    everyone = np.arange(len(ii))
-    prof, plateaus = read(everyone, direction[ii, jj])
+    prof, plateaus = read(slice(None), direction[ii, jj])
     r_l, e_l, _, r_r, e_r, _ = plateaus
     with np.errstate(invalid="ignore", divide="ignore"):
         q0 = prof[:, half]
@@ -161,12 +160,12 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
     with np.errstate(invalid="ignore"):
         local = prof[retry, half - h : half + h + 1]
         best = np.fmax(0.5 * (np.nanmax(local, axis=1) - np.nanmin(local, axis=1)), LONE_STEP * prof[retry, half])
+    sub = None if colour is None or len(retry) == 0 else colour.subset(retry)
     for turn in (1, 2, 3):
         if len(retry) == 0:
             break
         k = (direction[ii[retry], jj[retry]] + turn) % 4
         prof_k, plateaus_k = read(retry, k)
-        sub = None if colour is None else colour.subset(retry)
         new_k, farther_k, stepped = _snap(prof_k, half, steps[k], plateaus_k, blur, q_scale, z_scale, sub)
         r_l, e_l, _, r_r, e_r, _ = plateaus_k
         q0 = prof_k[:, half]

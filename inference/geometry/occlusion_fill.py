@@ -17,7 +17,8 @@ continues behind the foreground; this module does the same on the vertex grid:
   (it would then be visible, not hidden by it) or at a point with no depth. A point reached from several
   cut edges takes the mean of the extensions from the nearest ones; where those continue two different
   surfaces (a sliver between two backgrounds), each gets a layer of its own.
-- Skirt: where no background can be continued under a cut's first step, the seam is closed from the
+- Skirt: where no background can be continued under a cut's first step (or the one depth_edges found there
+  belongs to another cut, and would not join this one's background), the seam is closed from the
   other side: the foreground continues one step over the background, at its own disparity and textured from
   its own pixel. It lies within a grid step of the foreground's true edge, so it adds no wrong geometry.
 - Colour: the hidden layer needs the background's colour, which the photo does not have there. Each fill
@@ -134,7 +135,9 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
                 with np.errstate(invalid="ignore"):
                     alive &= np.isfinite(q[t]) & (value > 0.1 * q[b1]) & (q[t] > value * (1 + _BEHIND_MARGIN))
                 if j == 0:  # no background to continue: the foreground's skirt closes the seam instead
-                    skirted = ~alive | other if meshed is None else (~alive | other) & meshed.ravel()[p]
+                    skirted = ~alive | other
+                    if meshed is not None:  # only a foreground the mesh has continues
+                        skirted &= meshed.ravel()[p]
                     skirt_points.append(b1[skirted])
                     skirt_values.append(q[p[skirted]])
                     skirt_texture.append(p[skirted])
@@ -190,11 +193,10 @@ def _skirt(points, values, texture) -> list[FillLayer]:
     if not points or not sum(len(p) for p in points):
         return []
     points, values, texture = np.concatenate(points), np.concatenate(values), np.concatenate(texture)
-    order = np.lexsort((-values, points))
-    points, values, texture = points[order], values[order], texture[order]
-    first = np.ones(len(points), bool)
-    first[1:] = points[1:] != points[:-1]
-    return [FillLayer(points[first], values[first], texture[first])]
+    order = np.lexsort((-values, points))  # by point, the nearest first
+    _, first = np.unique(points[order], return_index=True)
+    keep = order[first]
+    return [FillLayer(points[keep], values[keep], texture[keep])]
 
 
 def _walk(broken, k, i, j, sign, steps, q, rows, cols):
