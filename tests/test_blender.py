@@ -91,13 +91,14 @@ def test_mesh_seen_through_its_camera_lands_on_the_photo_and_keeps_the_true_dept
     np.testing.assert_allclose(z[own], depth[uv_v.astype(int), uv_u.astype(int)][own], rtol=1e-4)
     # The fill lies behind what the camera sees at its grid point (the photo pixel the grid sampled there), or,
     # where no background could be continued, is the foreground's skirt one step over it: at the depth of the
-    # foreground pixel that textures it.
+    # foreground pixel that textures it. Mostly the former; skirts also close the cells beside points the mesh
+    # dropped (the ground truth's mixed pixels: grid_mesh._closures).
     cols, rows = grid_size((741, 500), 512)
     grid_u = ((np.round(u * cols / 741 - 0.5) + 0.5) * 741 / cols).astype(int)
     grid_v = ((np.round(v * rows / 500 - 0.5) + 0.5) * 500 / rows).astype(int)
     behind = z[~own] > depth[grid_v, grid_u][~own]
     skirt = np.isclose(z[~own], depth[uv_v.astype(int), uv_u.astype(int)][~own], rtol=1e-4)
-    assert (behind | skirt).all() and behind.mean() > 0.8 and own.mean() > 0.9
+    assert (behind | skirt).all() and behind.mean() > 0.6 and own.mean() > 0.9
     # The mesh's Color attribute is the photo's colour where each vertex of the seen surface is seen, and the
     # background's colour (its UV's) on the fill behind it.
     colours = np.empty(len(co) * 4, np.float32)

@@ -68,13 +68,14 @@ def test_exact_depth_gives_the_true_surface_and_no_see_through_seam(scenes, name
 def test_network_like_depth_loses_its_curtains_but_not_the_surfaces(scenes, name):
     # Disparity blurred the way depth networks blur it (sigma = 2 px). The slope rule keeps part of the curtain
     # and MoGe's edge mask cuts real surface away; ours must beat the first's precision and the second's
-    # recall, keep both high, and still leave no see-through seam.
+    # recall, keep both high, and still leave no see-through seam: the issue's 99.9 % coverage, junctions of
+    # three surfaces within the blur included.
     ours = cli_score(scenes[name], 2)
     slope = rule_score(scenes[name], 2, "slope-87")
     moge = rule_score(scenes[name], 2, "moge-0.04")
-    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.975, (ours, slope)
+    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.97, (ours, slope)
     assert ours["recall"] > moge["recall"] and ours["recall"] >= 0.98, (ours, moge)
-    assert ours["coverage"] >= 0.99 and ours["coverage"] > moge["coverage"], (ours, moge)
+    assert ours["coverage"] >= 0.999 and ours["coverage"] > moge["coverage"], (ours, moge)
 
 
 def test_blur_is_measured_from_the_depth_itself(scenes):
@@ -114,7 +115,7 @@ def test_fill_continues_the_background_behind_silhouettes_and_is_textured_from_i
     # Behind the surface the camera sees at its own pixel: hidden from the photo's point of view; only where
     # no background could be continued, a skirt: the foreground one step over the background, in front of it.
     seen = exact.ravel()[grid.grid_index[fill]]
-    hidden, skirt = z > seen * 1.01, z < seen
+    hidden, skirt = z > seen, z < seen
     assert (hidden | skirt).all() and hidden.mean() >= 0.95
     # On the true surface hidden there (the wall and floor behind the monkey and its pedestal), or for a skirt
     # within a step of the foreground's edge.
@@ -152,6 +153,50 @@ def test_a_seam_with_no_background_to_continue_is_closed_by_the_foreground(scene
     # Where the foreground vertex it continues is on the true surface, so is the skirt, a step beyond it (but
     # where that vertex lies near the tolerance and the step takes it over).
     assert near_truth[good_front].mean() >= 0.9, near_truth[good_front].mean()
+
+
+def test_cells_left_open_at_junctions_are_closed_on_their_farthest_surface():
+    # The fill's last resort, on a grid whose every cell is still open: a background plane (columns 0 - 3), a
+    # foreground (columns 4 - 7) and, in its lower rows, a nearer one (columns 4 - 5); one point the front mesh
+    # dropped, at a depth no surface has (a ramp's leftover, here beyond the background). Cells within one
+    # surface stay open (the front cut them: nothing hides behind so small a step); every other cell gets a
+    # quad on its farthest surface the front keeps, its corners there keeping their front vertices, the others
+    # (the dropped point too) taking the depth and texture of a neighbour there.
+    from image_to_mesh.inference.geometry.grid_mesh import _closures
+
+    rows, cols = 6, 8
+    i, j = np.mgrid[:rows, :cols]
+    q = 0.2 + 0.002 * i + 0.001 * j
+    q[:, 4:] = 0.4
+    q[3:, 4:6] = 0.6
+    q[1, 4] = 0.1
+    front = np.arange(rows * cols).reshape(rows, cols)  # front vertex number = grid point
+    front[1, 4] = -1
+    first_new = rows * cols
+    vertices, points, texture, quads = _closures(q, np.zeros((rows - 1, cols - 1), bool), front, first_new,
+                                                 np.arange(cols, dtype=float), np.arange(rows, dtype=float))
+    # The background's edge (5 cells), the two foregrounds' edge (3), the junction's cell (1) and the two
+    # foreground cells at the dropped point.
+    assert len(quads) == 11
+    new = quads >= first_new
+    corner_points = np.where(new, points[np.where(new, quads - first_new, 0)], quads)
+    assert (~new).any(axis=1).all() and not np.isin(1 * cols + 4, corner_points[~new])
+    disparity = np.where(new, 1.0 / -vertices[np.where(new, quads - first_new, 0), 2], q.ravel()[quads * ~new])
+    kept = q.ravel()[corner_points] * np.where(front.ravel()[corner_points] >= 0, 1, np.inf)
+    far = kept.min(axis=1)
+    # On the farthest kept surface: its corners there keep their front vertices, ...
+    np.testing.assert_allclose(disparity.min(axis=1), far, rtol=1e-6)
+    assert (disparity <= far[:, None] * 1.02).all()
+    assert (~new == (kept <= far[:, None] * 1.02)).all()
+    # ... and each new vertex copies a neighbour there (along a side of the cell where one is), textured from it.
+    cell, corner = np.nonzero(new)
+    np.testing.assert_allclose(disparity[new], q.ravel()[texture], rtol=1e-6)
+    for t, m, points_of_cell, new_of_cell in zip(texture, corner, corner_points[cell], new[cell]):
+        assert t in points_of_cell[~new_of_cell]
+        side = ~new_of_cell[[(m + 1) % 4, (m + 3) % 4]]
+        steps = np.abs(np.subtract(divmod(t, cols), divmod(points_of_cell[m], cols))).sum()
+        assert steps == (1 if side.any() else 2)
+    assert (q.ravel()[texture] <= far[cell] * 1.02).all()
 
 
 def test_fill_band_scales_with_the_photo_and_can_be_turned_off(scenes):

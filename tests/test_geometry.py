@@ -120,9 +120,12 @@ def test_no_face_bridges_a_depth_jump_or_its_flying_pixel_ramp(ramp_px):
     assert np.isin(np.arange(int(ramp_start) - 1), kept_columns).all()
     assert np.isin(np.arange(int(ramp_end) + 1, 300), kept_columns).all()
     assert len(grid.quads) >= 199 * (299 - ramp_px - 3)
-    # The far plane continues behind the near one's edge (the occlusion fill), on the far plane.
+    # The far plane continues behind the near one's edge (the occlusion fill), on the far plane; beyond the
+    # near side's lip, the first point of the ramp the mesh dropped is closed over by the lip's own depth (a
+    # skirt, grid_mesh._closures): nothing in the fill lies at the ramp's depths either.
     fill_z = -grid.vertices[grid.fill_start :, 2]
-    assert len(fill_z) >= 199 and np.allclose(fill_z, 5.0, rtol=1e-3)
+    far = np.isclose(fill_z, 5.0, rtol=1e-3)
+    assert far.sum() >= 199 and (far | (fill_z < 2.0 * one_step)).all()
     assert (grid.grid_index[grid.fill_start :] % 300 <= ramp_end).all()
 
 

@@ -263,13 +263,14 @@ def test_crop_to_subject_keeps_every_vertex_on_its_pixel_of_the_whole_photo(moto
     # The depth map, cropped alike.
     np.testing.assert_allclose(-record.vertices[seen, 2], depth[rows[seen], cols[seen]], rtol=1e-6)
     # The fill: behind the surface seen at its own pixel, or the foreground's one-step skirt, at the depth of
-    # the foreground pixel that textures it (its UV's, in the crop).
+    # the foreground pixel that textures it (its UV's, in the crop); skirts also close the cells beside points
+    # the mesh dropped (the ground truth's mixed pixels, frequent along this crop's silhouettes).
     z_fill = -record.vertices[fill, 2]
     uv_cols = np.floor(x + record.uvs[fill, 0] * w).astype(int)
     uv_rows = np.floor(y + (1 - record.uvs[fill, 1]) * h).astype(int)
     behind = z_fill > depth[rows[fill], cols[fill]]
     skirt = np.isclose(z_fill, depth[uv_rows, uv_cols], rtol=1e-6)
-    assert n_seen < len(record.vertices) and (behind | skirt).all() and behind.mean() > 0.8
+    assert n_seen < len(record.vertices) and (behind | skirt).all() and behind.mean() > 0.5
     # The same through Blender's own camera, with the whole photo behind it.
     mesh_object, camera_object, _ = build_objects(record, empty_scene.collection, empty_scene)
     world = np.array(mesh_object.matrix_world)

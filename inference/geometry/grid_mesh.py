@@ -16,8 +16,10 @@ discontinuity borders keep diagonal steps instead of losing whole cells.
 
 Cutting leaves a gap one cell wide along every cut; occlusion_fill continues the background under the
 foreground by a band (or, where no background can be continued, the foreground one step over it), and the
-fill's vertices (after the front's, from `fill_start` on) are meshed into the cells the gap left, so from the
-photo's camera the mesh has no hole.
+fill's vertices (after the front's, from `fill_start` on) are meshed into the cells the gap left. Where three
+surfaces meet within the blur, or beside points the front dropped, neither reaches every cell: each cell still
+open is closed last on the farthest surface the front keeps there (_closures), so from the photo's camera the
+mesh has no hole.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from .camera import Intrinsics, Window
 from .depth_edges import DIRECTIONS, edges_broken_at, find_depth_edges
-from .occlusion_fill import FillLayer, default_occlusion_fill_px, fill_layers
+from .occlusion_fill import LAYER_TOLERANCE, FillLayer, default_occlusion_fill_px, fill_layers
 
 DEFAULT_RESOLUTION = 512
 DEFAULT_EDGE_THRESHOLD_DEG = 87.0
@@ -143,7 +145,8 @@ def depth_to_grid_mesh(
         if band > 0:
             q = edges_found.disparity
             layers = fill_layers(q, broken, band, edges_found.blur, edges_found.behind, used)
-            fill = _fill_faces(q, layers, face_limit, np.where(used, remap, -1), n_front, x, y, edges_found.floors)
+            fill = _fill_faces(q, layers, face_limit, np.where(used, remap, -1), n_front, x, y, edges_found.floors,
+                               quad_ok | _covered((rows, cols), np.zeros(0, np.int64), triangles))
     n_fill = 0 if fill is None else len(fill.points)
     n_fill_quads = 0 if fill is None else len(fill.quads)
     n_fill_triangles = 0 if fill is None else len(fill.triangles)
@@ -195,10 +198,12 @@ class _FillFaces:
     triangles: np.ndarray  # (Tf, 3)
 
 
-def _fill_faces(q, layers: list[FillLayer], face_limit, front_number, n_front, x, y, floors) -> _FillFaces | None:
+def _fill_faces(q, layers: list[FillLayer], face_limit, front_number, n_front, x, y, floors,
+                covered: np.ndarray) -> _FillFaces | None:
     """Mesh the occlusion fill's layers into the cells next to them: vertices numbered from n_front on,
-    faces whose other corners are front vertices (the background's own, so the fill joins it without a seam).
-    `q`: the grid's disparity; `front_number`: grid point -> front vertex, -1 where none."""
+    faces whose other corners are front vertices (the background's own, so the fill joins it without a seam);
+    then close the cells still open (see _closures). `q`: the grid's disparity; `front_number`: grid point ->
+    front vertex, -1 where none; `covered`: the cells the front's faces cover (see _covered)."""
     rows, cols = q.shape
     flat_front = front_number.ravel()
     fill_vertices, fill_points, fill_texture, fill_quads, fill_triangles = [], [], [], [], []
@@ -229,6 +234,7 @@ def _fill_faces(q, layers: list[FillLayer], face_limit, front_number, n_front, x
             out[fill] = n_vertices + np.searchsorted(points, p[fill])
             return out
 
+        covered |= _covered((rows, cols), quads[:, 0], triangles)
         fill_quads.append(number(quads))
         fill_triangles.append(number(triangles))
         fill_points.append(points)
@@ -237,13 +243,72 @@ def _fill_faces(q, layers: list[FillLayer], face_limit, front_number, n_front, x
         zf = 1.0 / back.at(points)
         fill_vertices.append(np.stack([x[fj] * zf, y[fi] * zf, -zf], axis=1).astype(np.float32))
         n_vertices += len(points)
+    closure = _closures(q, covered, front_number, n_vertices, x, y)
+    if closure is not None:
+        for parts, part in zip((fill_vertices, fill_points, fill_texture, fill_quads), closure):
+            parts.append(part)
     if not fill_points:
         return None
     return _FillFaces(
         np.concatenate(fill_vertices), np.concatenate(fill_points), np.concatenate(fill_texture),
         np.concatenate(fill_quads).reshape(-1, 4).astype(np.int32),
-        np.concatenate(fill_triangles).reshape(-1, 3).astype(np.int32),
+        np.concatenate(fill_triangles or [np.zeros((0, 3), np.int64)]).reshape(-1, 3).astype(np.int32),
     )
+
+
+def _covered(shape: tuple[int, int], top_left: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """The cells ((rows - 1) x (cols - 1) bool) that faces cover whole: quads at `top_left` grid points, and
+    cells holding two of `triangles` (T x 3 grid points; a cell's two triangles are its two halves)."""
+    rows, cols = shape
+    count = np.zeros((rows - 1) * (cols - 1), np.uint8)
+    if len(triangles):
+        ti, tj = np.divmod(triangles, cols)
+        np.add.at(count, ti.min(axis=1) * (cols - 1) + tj.min(axis=1), 1)
+    ci, cj = np.divmod(top_left, cols)
+    count[ci * (cols - 1) + cj] = 2
+    return (count >= 2).reshape(rows - 1, cols - 1)
+
+
+def _closures(q, covered, front_number, n_vertices, x, y):
+    """The last resort of the fill: every cell still open whose four corners have depth (where three surfaces
+    meet within the blur, or beside points the front mesh dropped: a ramp's leftovers, whose depth no surface
+    has) is closed by a quad on the farthest surface among its corners the front keeps. Its corners on that
+    surface (within LAYER_TOLERANCE of the farthest) keep their front vertices; each other corner gets a vertex
+    of its own at the depth of a neighbour on it, textured from that neighbour: background continued under a
+    foreground, or a foreground one step over a dropped point, as the skirt does. A cell whose kept corners
+    all lie on one surface with no dropped one is left open: the front cut it for a step too small to hide
+    anything. Returns vertices, grid points, texture points and quads (vertex numbers from n_vertices on), or
+    None."""
+    rows, cols = q.shape
+    ci, cj = np.nonzero(~covered & np.logical_and.reduce([np.isfinite(c) for c in _corners(q)]))
+    top_left = ci * cols + cj
+    points = np.stack([top_left, top_left + cols, top_left + cols + 1, top_left + 1], axis=1)  # tl bl br tr
+    cq = q.ravel()[points]
+    meshed = front_number.ravel()[points] >= 0
+    far = np.where(meshed, cq, np.inf).min(axis=1)
+    on = meshed & (cq <= far[:, None] * (1 + LAYER_TOLERANCE))
+    keep = ~on.all(axis=1) & meshed.any(axis=1)
+    points, cq, on = points[keep], cq[keep], on[keep]
+    if len(points) == 0:
+        return None
+    # Each other corner takes the value and texture of a neighbour on it: along a side of the cell if one is
+    # (the farther of two), else across the diagonal.
+    kept = np.where(on, cq, np.inf)
+    cell = np.arange(len(points))
+    source = np.zeros(points.shape, np.int64)
+    for m in range(4):
+        side = np.where(kept[:, (m + 1) % 4] <= kept[:, (m + 3) % 4], (m + 1) % 4, (m + 3) % 4)
+        source[:, m] = np.where(np.isfinite(kept[cell, side]), side, (m + 2) % 4)
+    source = np.where(on, np.arange(4)[None, :], source)
+    new = ~on
+    number = np.where(on, front_number.ravel()[points], 0).astype(np.int64)
+    number[new] = n_vertices + np.arange(np.count_nonzero(new))
+    new_points = points[new]
+    texture = np.take_along_axis(points, source, axis=1)[new]
+    pi, pj = np.divmod(new_points, cols)
+    z = 1.0 / np.take_along_axis(cq, source, axis=1)[new]
+    vertices = np.stack([x[pj] * z, y[pi] * z, -z], axis=1).astype(np.float32)
+    return vertices, new_points, texture, number
 
 
 def _fill_edges(fill: _FillFaces, grid_index, n_front, cols, edges, n_edges, edge_keys, corner_edges, n_quads,

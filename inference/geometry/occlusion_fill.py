@@ -31,7 +31,8 @@ continues behind the foreground; this module does the same on the vertex grid:
 The result is a list of layers of fill points (grid points that get a second vertex: background, or the
 skirt's foreground), their disparity, and the grid point whose photo pixel textures each; grid_mesh meshes
 them the same way as the front surface, into the cells whose corners are fill points or the front's own
-vertices.
+vertices; any cell still open is closed last (grid_mesh._closures: at a junction of three surfaces within the
+blur, or beside a point the front dropped, on the farthest surface the front keeps there).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ DEFAULT_OCCLUSION_FILL_SHARE = 0.0025
 # The extension must stay this much (relative disparity) behind the foreground it runs under.
 _BEHIND_MARGIN = 0.01
 # Extensions within this relative disparity of each other continue the same surface.
-_LAYER_TOLERANCE = 0.02
+LAYER_TOLERANCE = 0.02
 
 # Edge directions on the grid as (row step, column step), as depth_edges.DIRECTIONS.
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -130,7 +131,7 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
                     known = hidden[t]
                     expected = np.where(measured, value, q[b1])
                     with np.errstate(invalid="ignore"):
-                        other = np.abs(known - expected) > _LAYER_TOLERANCE * expected
+                        other = np.abs(known - expected) > LAYER_TOLERANCE * expected
                     value = np.where(np.isfinite(known), known, value)
                 with np.errstate(invalid="ignore"):
                     alive &= np.isfinite(q[t]) & (value > 0.1 * q[b1]) & (q[t] > value * (1 + _BEHIND_MARGIN))
@@ -172,9 +173,9 @@ def fill_layers(disparity: np.ndarray, broken: list[np.ndarray], band: int, blur
     np.maximum.at(near, group, values)
     layers = []
     for anchor, is_far in ((far, True), (near, False)):
-        agree = np.abs(values - anchor[group]) <= _LAYER_TOLERANCE * anchor[group]
+        agree = np.abs(values - anchor[group]) <= LAYER_TOLERANCE * anchor[group]
         if not is_far:
-            agree &= (near > far * (1 + _LAYER_TOLERANCE))[group]
+            agree &= (near > far * (1 + LAYER_TOLERANCE))[group]
         if not agree.any():
             continue
         g = group[agree]
