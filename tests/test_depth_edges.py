@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import edge_scenes  # noqa: E402
 from bench_edges import cli_mesh, rule_mesh, write_depth  # noqa: E402
 from image_to_mesh.inference.geometry.camera import Intrinsics  # noqa: E402
+from image_to_mesh.inference.geometry import reconvolution  # noqa: E402
 from image_to_mesh.inference.geometry.depth_edges import find_depth_edges  # noqa: E402
 from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh, grid_size  # noqa: E402
 from image_to_mesh.inference.geometry.occlusion_fill import default_occlusion_fill_px  # noqa: E402
@@ -68,12 +69,13 @@ def test_exact_depth_gives_the_true_surface_and_no_see_through_seam(scenes, name
 def test_network_like_depth_loses_its_curtains_but_not_the_surfaces(scenes, name):
     # Disparity blurred the way depth networks blur it (sigma = 2 px). The slope rule keeps part of the curtain
     # and MoGe's edge mask cuts real surface away; ours must beat the first's precision and the second's
-    # recall, keep both high, and still leave no see-through seam: the 99.9 % coverage, junctions of
-    # three surfaces within the blur included.
+    # recall, come near the targets (precision 0.99, recall 0.98; this 8-sample render's noisier photo
+    # gives the interior 0.985 where the benchmark's gives 0.99) and still leave no see-through seam: the
+    # issue's 99.9 % coverage, junctions of three surfaces within the blur included.
     ours = cli_score(scenes[name], 2)
     slope = rule_score(scenes[name], 2, "slope-87")
     moge = rule_score(scenes[name], 2, "moge-0.04")
-    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.97, (ours, slope)
+    assert ours["precision"] > slope["precision"] and ours["precision"] >= 0.98, (ours, slope)
     assert ours["recall"] > moge["recall"] and ours["recall"] >= 0.98, (ours, moge)
     assert ours["coverage"] >= 0.999 and ours["coverage"] > moge["coverage"], (ours, moge)
 
@@ -103,6 +105,29 @@ def test_a_faint_crease_beside_a_tall_silhouette_keeps_its_surfaces():
     assert edges.blur == pytest.approx(2.0, rel=0.1)
     beside = (rows >= 30) & (rows < 56) & (cols >= 50) & (cols < 84)
     np.testing.assert_allclose(edges.depth[beside], exact[beside], rtol=0.003)
+
+
+def test_structures_closer_than_the_blur_come_back_by_reconvolution(monkeypatch):
+    # Two 3-pixel posts 1 m in front of a wall with 5 pixels of wall between them: blurred by 2 px, no profile
+    # across them sees clean wall between the posts, so depth_edges alone (the reconvolution over its work
+    # budget) leaves posts and strip at depths neither has. Reconvolved against the blur, with the photo
+    # telling where colours change, posts and strip come back within 1 % of their depths.
+    exact = np.full((96, 128), 5.0, np.float32)
+    exact[:, 90:] = 3.0  # a box, whose edge measures the blur
+    exact[10:86, 40:43] = exact[10:86, 48:51] = 4.0
+    photo = np.full((96, 128, 3), 200, np.uint8)
+    photo[exact == 4.0], photo[exact == 3.0] = (150, 110, 70), (60, 90, 160)
+    blurred = edge_scenes.network_like(exact, 2.0)
+    region = (slice(20, 76), slice(36, 56))
+
+    refined = find_depth_edges(blurred, photo)
+    error = np.abs(refined.depth - exact) / exact
+    assert error[region].max() < 0.01, error[region].max()
+    assert np.isnan(refined.behind[20:76, 44:47]).all()  # the strip of wall hides nothing behind it
+
+    monkeypatch.setattr(reconvolution, "MAX_WORK", 0)
+    alone = find_depth_edges(blurred, photo)
+    assert (np.abs(alone.depth - exact)[region] / exact[region] > 0.01).mean() > 0.5
 
 
 def test_fill_continues_the_background_behind_silhouettes_and_is_textured_from_it(scenes):

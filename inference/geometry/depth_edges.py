@@ -46,7 +46,10 @@ without any angle limit, and extrapolating a surface in q continues planes exact
    other three directions, and one that crosses a step between plateaus as near as a blurred step's, larger
    than half the range the blur spreads around the vertex, decides.
    A vertex only moves when that changes its depth by more than DEVIATION_Z of the scene's median depth.
-5. Cutting. After snapping, a grid edge crosses a discontinuity when its disparity step is not explained by
+5. Reconvolution. Where structures lie closer together than the blur, a profile's decision can be wrong;
+   the band of examined vertices is then solved as a whole against the blur (see reconvolution), each vertex
+   choosing among the plateau lines read around it in all four directions.
+6. Cutting. After snapping, a grid edge crosses a discontinuity when its disparity step is not explained by
    the steps before and after it along the same line: for a surface, planar or curved, and for a crease,
    the step lies between its neighbours' steps; for a jump it lies outside them by more than JUMP_MIN of q
    (and than NOISE_K times the local noise, so noisy depth is not shredded). No angle is involved, so steep
@@ -59,6 +62,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .reconvolution import refine
 
 WINDOW = 4  # samples in a plateau window
 REACH = 16  # grid steps a plateau window may lie from the vertex it predicts
@@ -179,6 +184,16 @@ def snap_ramps(depth: np.ndarray, guide: np.ndarray | None = None):
     behind[ii, jj] = farther
     out = q.copy()
     out[ii, jj] = new
+
+    # Step 5: the band reconsidered as a whole, against the blur (see reconvolution).
+    around = [plateaus]
+    for k in (1, 2, 3):
+        around.append(read(slice(None), (direction[ii, jj] + k) % 4)[1])
+    surfaces = np.stack([np.where(r > 0, e, np.nan) for r_l, e_l, _, r_r, e_r, _ in around
+                         for r, e in ((r_l, e_l), (r_r, e_r))], axis=1)
+    out = refine(q, out, candidate, surfaces, blur, q_scale, None if colour is None else colour.rgb)
+    with np.errstate(invalid="ignore"):
+        behind[~(out > behind)] = np.nan  # a vertex moved behind its hidden surface hides nothing
     with np.errstate(divide="ignore", invalid="ignore"):
         result = (1.0 / out).astype(np.float32)
     bad = ~(np.isfinite(result) & (result > 0))

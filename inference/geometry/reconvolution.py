@@ -1,0 +1,220 @@
+"""Reconvolution: the depth near edges chosen so that, blurred as the map was blurred, it gives the map back.
+
+Why. depth_edges decides each vertex near a blurred step from one profile through it. Where structures lie
+closer together than the blur (a chair's front and back legs, a post beside a wall's crease, the corner where a
+rail meets a post) no profile sees clean surfaces on both sides, and its decision can be wrong: a strip of wall
+between two posts is snapped onto a post, a thin post comes out too near. The blur itself says which answer is
+right: the true depth, blurred by the measured Gaussian (normalised over the pixels that have depth, as the
+blur was), gives back the observed map exactly, and the wrong answers do not.
+
+How. Over the band of vertices depth_edges examined (the rest is surface and stays), minimise
+    |A q - q_observed|^2 + mu * TV(q) + lam * |q - z|^2
+where A is the normalised blur, TV a total variation that keeps steps sharp and penalises the dithering a
+discrete deconvolution falls into, weighted down across the photo's colour edges (where steps are) and on
+surfaces beyond the median depth (where the same disparity error is a larger depth error), solved by conjugate
+gradients with TV reweighted each round (iteratively reweighted least squares). z pulls each vertex onto a
+surface: the nearest of the surfaces around it (the plateau lines depth_edges reads in four directions on
+both sides). A vertex nearer than every surface around it is a thin structure (a leg, a pole) and keeps its
+own reconvolved value. lam starts small and grows each round, so the band settles from a deconvolution onto
+surfaces (annealing). Surfaces farther than anything the map shows nearby (a floor's plane extended beyond the
+horizon) are not offered. Last, a vertex only takes the new value where the blurred squared residual around it
+is lower than with depth_edges' own answer, so the refinement never makes a neighbourhood explain the map
+worse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TV_WEIGHT = 0.2  # mu, for disparity in units of the median disparity
+TV_EPS = 0.005  # differences below this (same units) count as equal: TV is quadratic below it
+COLOUR_SCALE = 10.0  # RGB distance (0..255) over which the TV weight across a colour edge falls by e^-0.5
+PULL_START = 1e-3  # lam in the first round
+PULL_GROWTH = 1.2  # lam's growth per round
+ROUNDS = 50
+CG_STEPS = 40  # conjugate-gradient steps per round
+FRONT_MARGIN = 0.01  # a vertex this share nearer than every surface around it is a thin structure
+FAR_MARGIN = 0.01  # surfaces this share farther than the farthest observed within FAR_REACH are not offered
+FAR_REACH = 16
+# The most work (pixels of the box the band's blur reaches, times the blur kernel's taps) refined: a 512-wide
+# grid blurred by up to 4 steps, a few seconds. Beyond it (grids of 1024 and more over blurred depth) the band
+# keeps depth_edges' answer.
+MAX_WORK = 512 * 384 * 35
+
+# Neighbour offsets (row, column) that TV couples: each pair once.
+_PAIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def refine(q_obs: np.ndarray, q_snapped: np.ndarray, band: np.ndarray, surfaces: np.ndarray, blur: float,
+           q_scale: float, rgb: np.ndarray | None = None) -> np.ndarray:
+    """The snapped disparity with the vertices of `band` (bool, rows x cols) reconsidered.
+
+    q_obs: the observed disparity (NaN: no depth); q_snapped: depth_edges' answer; surfaces: (n, k) disparity of
+    the surfaces around each band vertex (row-major order of band), NaN where a reading found none; blur: the
+    map's Gaussian sigma in grid steps; rgb: the photo on the grid (float32), or None.
+    """
+    import cv2
+
+    valid = np.isfinite(q_obs)
+    ii, jj = np.nonzero(band)
+    if len(ii) == 0:
+        return q_snapped
+    # Work on the box the band's blur can reach (twice: A, then its transpose), in median-disparity units.
+    kernel = int(np.ceil(4 * blur))  # OpenCV's Gaussian reaches 4 sigma
+    pad = 2 * (kernel + 1)
+    r0, r1 = max(ii.min() - pad, 0), min(ii.max() + pad + 1, q_obs.shape[0])
+    c0, c1 = max(jj.min() - pad, 0), min(jj.max() + pad + 1, q_obs.shape[1])
+    if (r1 - r0) * (c1 - c0) * (2 * kernel + 1) > MAX_WORK:
+        return q_snapped
+    surfaces = surfaces / q_scale
+    window = np.ones((2 * FAR_REACH + 1,) * 2, np.uint8)
+    farthest = cv2.erode(np.where(valid, q_obs / q_scale, np.inf).astype(np.float32), window)
+    with np.errstate(invalid="ignore"):
+        surfaces[surfaces < farthest[ii, jj, None] * (1 - FAR_MARGIN)] = np.nan
+
+    box = (slice(r0, r1), slice(c0, c1))
+    ii, jj = ii - r0, jj - c0
+    flat = ii * (c1 - c0) + jj
+
+    def gauss(a):
+        return cv2.GaussianBlur(a, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
+
+    v = valid.astype(np.float32)
+    weight = np.maximum(gauss(v), 1e-6)  # the blur's normalisation, from the whole map
+    observed = np.where(valid, q_obs / q_scale, 0.0).astype(np.float32)
+    snapped = np.where(valid, q_snapped / q_scale, 0.0).astype(np.float32)
+    fixed = snapped.copy()
+    fixed[band] = 0.0
+    residual_fixed = (gauss(fixed) / weight - observed)[box] * v[box]  # A q_fixed - q_obs
+    v, weight, observed, snapped, fixed = v[box], weight[box], observed[box], snapped[box], fixed[box]
+    back = v / weight  # A^T r = v * G(r * v / weight)
+
+    def normal(y):
+        """A^T A y for y zero outside the band."""
+        return v * gauss(gauss(y) / weight * back)
+
+    # The photo's noise would scatter the TV weights: its 3 x 3 median keeps the edges and drops the noise.
+    pairs = _Pairs(band[box], v, observed, None if rgb is None else cv2.medianBlur(rgb[box], 3))
+    data_rhs = -(v * gauss(residual_fixed * back)).ravel()[flat]
+    fixed_values = fixed.ravel()
+    x = snapped.ravel()[flat].copy()
+    z = x.copy()
+    pull = PULL_START
+    for _ in range(ROUNDS):
+        weights = pairs.reweighted(x, fixed_values)
+        rhs = data_rhs - TV_WEIGHT * pairs.apply(weights, fixed=fixed_values) + pull * z
+
+        def apply(p):
+            y = np.zeros_like(fixed)
+            y.ravel()[flat] = p
+            return normal(y).ravel()[flat] + TV_WEIGHT * pairs.apply(weights, band_values=p) + pull * p
+
+        x = _conjugate_gradients(apply, rhs, x, CG_STEPS)
+        z = _nearest_surface(x, surfaces)
+        pull *= PULL_GROWTH
+
+    # Keep the new values where they explain the map better around each vertex than depth_edges' answer.
+    def local_misfit(values):
+        y = fixed.copy()
+        y.ravel()[flat] = values
+        r = (gauss(y) / weight - observed) * v
+        return gauss(r * r).ravel()[flat]
+
+    old = snapped.ravel()[flat]
+    take = local_misfit(z) < local_misfit(old)
+    out = q_snapped.copy()
+    out[ii[take] + r0, jj[take] + c0] = z[take] * q_scale
+    return out
+
+
+def _nearest_surface(x, surfaces):
+    """Each vertex's nearest offered surface, or its own value where it lies in front of all of them (or none
+    is offered)."""
+    d = np.abs(surfaces - x[:, None])
+    d[~np.isfinite(d)] = np.inf
+    pick = np.argmin(d, axis=1)
+    z = surfaces[np.arange(len(x)), pick]
+    with np.errstate(invalid="ignore"):
+        nearest = np.max(np.where(np.isfinite(surfaces), surfaces, -np.inf), axis=1)
+    free = ~np.isfinite(z) | (x > nearest * (1 + FRONT_MARGIN))
+    return np.where(free, x, z).astype(np.float32)
+
+
+class _Pairs:
+    """The neighbour pairs TV couples that touch the band, as index arrays: each pair (a, b), b one step of
+    _PAIRS from a, with its band numbers (-1: outside the band, fixed) and box positions, and its weight: 1
+    between equal colours (or without a photo), falling across colour edges, lowered beyond the median depth,
+    0 where either side has no depth."""
+
+    def __init__(self, band, v, observed, rgb):
+        number = np.full(band.shape, -1, np.int64)
+        number[band] = np.arange(int(band.sum()))
+        self.n = int(band.sum())
+        a_band, b_band, a_flat, b_flat, weight = [], [], [], [], []
+        cols = band.shape[1]
+        for dr, dc in _PAIRS:
+            a, b = _pair_slices(band.shape, dr, dc)
+            touch = (band[a] | band[b]) & (v[a] > 0) & (v[b] > 0)
+            ia, ja = np.nonzero(touch)
+            ia, ja = ia + a[0].start, ja + a[1].start
+            ib, jb = ia + dr, ja + dc
+            w = np.minimum(1.0, observed[ia, ja]) ** 2
+            if rgb is not None:
+                w = w * np.exp(-((rgb[ia, ja] - rgb[ib, jb]) ** 2).sum(axis=-1) / (2 * COLOUR_SCALE**2))
+            a_band.append(number[ia, ja]), b_band.append(number[ib, jb])
+            a_flat.append(ia * cols + ja), b_flat.append(ib * cols + jb), weight.append(w)
+        a, b = np.concatenate(a_band), np.concatenate(b_band)
+        # Ends outside the band read slot n: 0 in band vectors, scattered into and dropped.
+        self.a, self.b = np.where(a >= 0, a, self.n), np.where(b >= 0, b, self.n)
+        self.a_fixed = np.concatenate(a_flat)[a < 0], np.flatnonzero(a < 0)
+        self.b_fixed = np.concatenate(b_flat)[b < 0], np.flatnonzero(b < 0)
+        self.weight = np.concatenate(weight).astype(np.float32)
+
+    def differences(self, band_values=None, fixed=None):
+        """b - a over the pairs: band ends from band_values, the others from fixed (box, flat); either may be
+        None (zero there)."""
+        if band_values is None:
+            extended = np.zeros(self.n + 1, np.float32)
+        else:
+            extended = np.append(band_values, np.float32(0))
+        a, b = extended[self.a], extended[self.b]
+        if fixed is not None:
+            (flat_a, at_a), (flat_b, at_b) = self.a_fixed, self.b_fixed
+            a[at_a] = fixed[flat_a]
+            b[at_b] = fixed[flat_b]
+        return b - a
+
+    def reweighted(self, band_values, fixed):
+        """The IRLS weights of TV at these values: weight * eps / max(|difference|, eps)."""
+        return self.weight * TV_EPS / np.maximum(np.abs(self.differences(band_values, fixed)), TV_EPS)
+
+    def apply(self, weights, band_values=None, fixed=None):
+        """D^T W D of the values, on the band (half the gradient of TV's quadratic form)."""
+        t = weights * self.differences(band_values, fixed)
+        out = np.bincount(self.b, t, self.n + 1) - np.bincount(self.a, t, self.n + 1)
+        return out[: self.n].astype(np.float32)
+
+
+def _pair_slices(shape, dr, dc):
+    """Slices (a, b) of an array of `shape` such that b's element is a's neighbour at (dr, dc)."""
+    rows, cols = shape
+    a = (slice(0, rows - dr), slice(max(0, -dc), cols - max(0, dc)))
+    b = (slice(dr, rows), slice(max(0, dc), cols + min(0, dc)))
+    return a, b
+
+
+def _conjugate_gradients(apply, rhs, x, steps):
+    r = rhs - apply(x)
+    p = r.copy()
+    rs = float(r @ r)
+    for _ in range(steps):
+        if rs <= 1e-20:
+            break
+        ap = apply(p)
+        alpha = rs / float(p @ ap)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rs_new = float(r @ r)
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return x
