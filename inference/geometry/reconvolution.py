@@ -66,6 +66,7 @@ def refine(q_obs: np.ndarray, q_snapped: np.ndarray, band: np.ndarray, surfaces:
     c0, c1 = max(jj.min() - pad, 0), min(jj.max() + pad + 1, q_obs.shape[1])
     if (r1 - r0) * (c1 - c0) * (2 * kernel + 1) > MAX_WORK:
         return q_snapped
+    blur = _fitted_blur(q_obs, q_snapped, blur)
     surfaces = surfaces / q_scale
     window = np.ones((2 * FAR_REACH + 1,) * 2, np.uint8)
     farthest = cv2.erode(np.where(valid, q_obs / q_scale, np.inf).astype(np.float32), window)
@@ -125,6 +126,32 @@ def refine(q_obs: np.ndarray, q_snapped: np.ndarray, band: np.ndarray, surfaces:
     out = q_snapped.copy()
     out[ii[take] + r0, jj[take] + c0] = z[take] * q_scale
     return out
+
+
+def _fitted_blur(q_obs, q_snapped, blur):
+    """The Gaussian that best turns the snapped disparity into the observed one, near depth_edges' estimate:
+    that estimate reads single steps, which resampling and neighbouring structures sharpen (the Middlebury
+    motorcycle's depth blurred by 1.38 grid steps reads as 1.05), while the whole map's misfit is least at the
+    blur it was really made with. The minimum of a parabola through the best factor and its neighbours."""
+    import cv2
+
+    valid = np.isfinite(q_obs)
+    v = valid.astype(np.float32)
+    snapped = np.where(valid, q_snapped, 0.0).astype(np.float32)
+    observed = np.where(valid, q_obs, 0.0).astype(np.float32)
+    factors = np.arange(0.6, 1.81, 0.1)
+    misfit = []
+    for f in factors:
+        def gauss(a):
+            return cv2.GaussianBlur(a, (0, 0), blur * f, borderType=cv2.BORDER_REFLECT)
+
+        r = (gauss(snapped) / np.maximum(gauss(v), 1e-6) - observed) * v
+        misfit.append(float((r * r).sum()))
+    k = int(np.clip(np.argmin(misfit), 1, len(factors) - 2))
+    m0, m1, m2 = misfit[k - 1 : k + 2]
+    curvature = m0 - 2 * m1 + m2
+    shift = 0.5 * (m0 - m2) / curvature if curvature > 0 else 0.0
+    return blur * float(factors[k] + 0.1 * np.clip(shift, -1, 1))
 
 
 def _nearest_surface(x, surfaces):
