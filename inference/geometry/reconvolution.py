@@ -95,20 +95,21 @@ def refine(q_obs: np.ndarray, q_snapped: np.ndarray, band: np.ndarray, surfaces:
         return v * gauss(gauss(y) / weight * back)
 
     # The photo's noise would scatter the TV weights: its 3 x 3 median keeps the edges and drops the noise.
-    pairs = _Pairs(band[box], v, observed, None if rgb is None else cv2.medianBlur(rgb[box], 3))
+    tv = _TotalVariation(v, observed, None if rgb is None else cv2.medianBlur(rgb[box], 3))
     data_rhs = -(v * gauss(residual_fixed * back)).ravel()[flat]
-    fixed_values = fixed.ravel()
     x = snapped.ravel()[flat].copy()
     z = x.copy()
     pull = PULL_START
+    image = np.zeros_like(fixed)
     for _ in range(ROUNDS):
-        weights = pairs.reweighted(x, fixed_values)
-        rhs = data_rhs - TV_WEIGHT * pairs.apply(weights, fixed=fixed_values) + pull * z
+        current = fixed.copy()
+        current.ravel()[flat] = x
+        tv.reweight(current)
+        rhs = data_rhs - TV_WEIGHT * tv.apply(fixed).ravel()[flat] + pull * z
 
         def apply(p):
-            y = np.zeros_like(fixed)
-            y.ravel()[flat] = p
-            return normal(y).ravel()[flat] + TV_WEIGHT * pairs.apply(weights, band_values=p) + pull * p
+            image.ravel()[flat] = p
+            return (normal(image) + TV_WEIGHT * tv.apply(image)).ravel()[flat] + pull * p
 
         x = _conjugate_gradients(apply, rhs, x, CG_STEPS)
         z = _nearest_surface(x, surfaces)
@@ -167,59 +168,36 @@ def _nearest_surface(x, surfaces):
     return np.where(free, x, z).astype(np.float32)
 
 
-class _Pairs:
-    """The neighbour pairs TV couples that touch the band, as index arrays: each pair (a, b), b one step of
-    _PAIRS from a, with its band numbers (-1: outside the band, fixed) and box positions, and its weight: 1
-    between equal colours (or without a photo), falling across colour edges, lowered beyond the median depth,
-    0 where either side has no depth."""
+class _TotalVariation:
+    """TV over the box's neighbour pairs (p, p + d), d in _PAIRS, as reweighted least squares. Each pair's
+    weight: 1 between equal colours (or without a photo), falling across colour edges, lowered beyond the
+    median depth, 0 where either side has no depth. Only the band's values vary (the rest is zero in what
+    `apply` is given, or fixed), so pairs away from the band add nothing the band sees."""
 
-    def __init__(self, band, v, observed, rgb):
-        number = np.full(band.shape, -1, np.int64)
-        number[band] = np.arange(int(band.sum()))
-        self.n = int(band.sum())
-        a_band, b_band, a_flat, b_flat, weight = [], [], [], [], []
-        cols = band.shape[1]
-        for dr, dc in _PAIRS:
-            a, b = _pair_slices(band.shape, dr, dc)
-            touch = (band[a] | band[b]) & (v[a] > 0) & (v[b] > 0)
-            ia, ja = np.nonzero(touch)
-            ia, ja = ia + a[0].start, ja + a[1].start
-            ib, jb = ia + dr, ja + dc
-            w = np.minimum(1.0, observed[ia, ja]) ** 2
+    def __init__(self, v, observed, rgb):
+        self.slices = [_pair_slices(v.shape, dr, dc) for dr, dc in _PAIRS]
+        self.base = []
+        for a, b in self.slices:
+            w = np.minimum(1.0, observed[a]) ** 2 * v[a] * v[b]
             if rgb is not None:
-                w = w * np.exp(-((rgb[ia, ja] - rgb[ib, jb]) ** 2).sum(axis=-1) / (2 * COLOUR_SCALE**2))
-            a_band.append(number[ia, ja]), b_band.append(number[ib, jb])
-            a_flat.append(ia * cols + ja), b_flat.append(ib * cols + jb), weight.append(w)
-        a, b = np.concatenate(a_band), np.concatenate(b_band)
-        # Ends outside the band read slot n: 0 in band vectors, scattered into and dropped.
-        self.a, self.b = np.where(a >= 0, a, self.n), np.where(b >= 0, b, self.n)
-        self.a_fixed = np.concatenate(a_flat)[a < 0], np.flatnonzero(a < 0)
-        self.b_fixed = np.concatenate(b_flat)[b < 0], np.flatnonzero(b < 0)
-        self.weight = np.concatenate(weight).astype(np.float32)
+                w = w * np.exp(-((rgb[a] - rgb[b]) ** 2).sum(axis=-1) / (2 * COLOUR_SCALE**2))
+            self.base.append(w.astype(np.float32))
+        self.weights = self.base
 
-    def differences(self, band_values=None, fixed=None):
-        """b - a over the pairs: band ends from band_values, the others from fixed (box, flat); either may be
-        None (zero there)."""
-        if band_values is None:
-            extended = np.zeros(self.n + 1, np.float32)
-        else:
-            extended = np.append(band_values, np.float32(0))
-        a, b = extended[self.a], extended[self.b]
-        if fixed is not None:
-            (flat_a, at_a), (flat_b, at_b) = self.a_fixed, self.b_fixed
-            a[at_a] = fixed[flat_a]
-            b[at_b] = fixed[flat_b]
-        return b - a
+    def reweight(self, values):
+        """The IRLS weights at these values (box image): weight * eps / max(|difference|, eps)."""
+        self.weights = [w * TV_EPS / np.maximum(np.abs(values[b] - values[a]), TV_EPS)
+                        for w, (a, b) in zip(self.base, self.slices)]
 
-    def reweighted(self, band_values, fixed):
-        """The IRLS weights of TV at these values: weight * eps / max(|difference|, eps)."""
-        return self.weight * TV_EPS / np.maximum(np.abs(self.differences(band_values, fixed)), TV_EPS)
-
-    def apply(self, weights, band_values=None, fixed=None):
-        """D^T W D of the values, on the band (half the gradient of TV's quadratic form)."""
-        t = weights * self.differences(band_values, fixed)
-        out = np.bincount(self.b, t, self.n + 1) - np.bincount(self.a, t, self.n + 1)
-        return out[: self.n].astype(np.float32)
+    def apply(self, values):
+        """D^T W D of a box image (half the gradient of TV's quadratic form)."""
+        out = np.zeros_like(values)
+        for w, (a, b) in zip(self.weights, self.slices):
+            t = values[b] - values[a]
+            t *= w
+            out[a] -= t
+            out[b] += t
+        return out
 
 
 def _pair_slices(shape, dr, dc):
