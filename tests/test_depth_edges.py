@@ -17,8 +17,8 @@ import edge_scenes  # noqa: E402
 from bench_edges import cli_mesh, rule_mesh, write_depth  # noqa: E402
 from image_to_mesh.inference.geometry.camera import Intrinsics  # noqa: E402
 from image_to_mesh.inference.geometry import reconvolution  # noqa: E402
-from image_to_mesh.inference.geometry.depth_edges import find_depth_edges  # noqa: E402
-from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh, grid_size  # noqa: E402
+from image_to_mesh.inference.geometry.depth_edges import disparity, find_depth_edges, snap_ramps  # noqa: E402
+from image_to_mesh.inference.geometry.grid_mesh import depth_to_grid_mesh, grid_size, sample_nearest  # noqa: E402
 from image_to_mesh.inference.geometry.occlusion_fill import default_occlusion_fill_px  # noqa: E402
 
 SIZE = edge_scenes.SIZE  # 512 x 384: the default resolution's grid, one vertex per pixel, as in the benchmark
@@ -128,6 +128,19 @@ def test_structures_closer_than_the_blur_come_back_by_reconvolution(monkeypatch)
     monkeypatch.setattr(reconvolution, "MAX_WORK", 0)
     alone = find_depth_edges(blurred, photo)
     assert (np.abs(alone.depth - exact)[region] / exact[region] > 0.01).mean() > 0.5
+
+
+def test_reconvolution_fits_the_blur_of_depth_resampled_onto_the_grid(monkeypatch):
+    # Depth blurred by 2 px at the photo's resolution and sampled onto a grid of 0.69 of its pixels (as the
+    # motorcycle's 741 onto 512) is blurred by 1.38 grid steps, but single steps read it sharper; the blur
+    # reconvolution models is the one that best turns the snapped depth back into the map.
+    rows, cols = np.mgrid[0:300, 0:400]
+    exact = np.where((rows // 60 + cols // 80) % 2 == 0, 3.0, 5.0).astype(np.float32)
+    grid = sample_nearest(edge_scenes.network_like(exact, 2.0), (276, 207))
+    monkeypatch.setattr(reconvolution, "MAX_WORK", 0)  # the snapped depth alone
+    snapped, steps, _ = snap_ramps(grid)
+    assert steps < 1.15
+    assert reconvolution._fitted_blur(disparity(grid), disparity(snapped), steps) == pytest.approx(1.38, rel=0.05)
 
 
 def test_fill_continues_the_background_behind_silhouettes_and_is_textured_from_it(scenes):
